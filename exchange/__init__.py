@@ -1,0 +1,1 @@
+"""A data exchange engine: rule-governed catalogue, trading and a verifiable ledger."""

@@ -1,0 +1,113 @@
+"""create_app(settings): the one place the exchange is wired together."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from exchange import problems
+from exchange.context import Clock, Exchange, utc_now
+from exchange.listings.routes import ROUTES as LISTING_ROUTES
+from exchange.log import configure_logging, log
+from exchange.participants.routes import ROUTES as PARTICIPANT_ROUTES
+from exchange.rulebook import store
+from exchange.rulebook.files import read_rule_dir
+from exchange.rulebook.routes import ROUTES as RULE_ROUTES
+from exchange.settings import Settings
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+@get("/health", summary="Liveness and database reachability", include_in_schema=True)
+async def health(exchange: Exchange) -> dict[str, Any]:
+    async with exchange.db.read() as session:
+        rules = await store.active(session, exchange.rule_cache, exchange.clock())
+    return {"status": "ok", "database": exchange.db.dialect, "rules_version": rules.version, "rules_hash": rules.hash}
+
+
+def request_log_middleware(app: ASGIApp) -> ASGIApp:
+    """Bind a request id to every log line of the request and log one line when it ends.
+    Only method, path and status are logged: never headers, bodies or query strings."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request.completed",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.clear_contextvars()
+
+    return middleware
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
+    exchange = Exchange(settings, clock)
+
+    async def load_initial_rules(app: Litestar) -> None:
+        """First start: the shipped (or EXCHANGE_RULES_DIR) files become rule-set version 1."""
+        async with exchange.db.write() as session:
+            if await store.ensure_initial(session, read_rule_dir(settings.rules_path), exchange.clock()):
+                log.info("rules.initialised", rules_dir=str(settings.rules_path))
+
+    async def close(app: Litestar) -> None:
+        await exchange.dispose()
+
+    def provide_exchange(state: State) -> Exchange:
+        return exchange
+
+    return Litestar(
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES],
+        dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
+        exception_handlers=problems.EXCEPTION_HANDLERS,
+        middleware=[request_log_middleware],
+        on_startup=[load_initial_rules],
+        on_shutdown=[close],
+        openapi_config=OpenAPIConfig(
+            title="Data exchange",
+            version="0.1.0",
+            description="Catalogue, rules and trading of data products. Errors are RFC 9457 problem+json.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        request_max_body_size=settings.body_bytes_max,
+        logging_config=None,
+        debug=False,
+    )
+
+
+def asgi() -> Litestar:
+    """The ASGI entry point for servers (`uvicorn --factory exchange.app:asgi`)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,68 @@
+"""Who is calling: the Bearer key resolves to a participant; guards check roles."""
+
+from __future__ import annotations
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.core.errors import Forbidden, NotAuthenticated, ParticipantSuspended
+from exchange.participants.keys import key_hash, key_matches
+from exchange.tables import ApiKey, Participant
+
+KEY_LENGTH_MAX = 200
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    roles: frozenset[str]
+    qualifications: frozenset[str]
+    sponsor_id: str | None
+
+    def has(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.has("operator", "regulator")
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller | None:
+    """None for an anonymous request; a wrong key is an error even where anonymous is fine,
+    so a client with a typo learns it at once instead of seeing less."""
+    if authorization is None:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key or len(key) > KEY_LENGTH_MAX:
+        raise NotAuthenticated("Send `Authorization: Bearer <API key>`.")
+    digest = key_hash(key)
+    row = (
+        await session.execute(
+            sa.select(Participant, ApiKey.key_hash)
+            .join(ApiKey, ApiKey.participant_id == Participant.id)
+            .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+        )
+    ).first()
+    if row is None or not key_matches(key, row[1]):
+        raise NotAuthenticated("The API key is not valid.")
+    participant: Participant = row[0]
+    if participant.status != "active":
+        raise ParticipantSuspended("This participant is suspended and may not use the exchange.")
+    return Caller(
+        id=participant.id,
+        name=participant.name,
+        roles=frozenset(participant.roles),
+        qualifications=frozenset(participant.qualifications),
+        sponsor_id=participant.sponsor_id,
+    )
+
+
+def require(caller: Caller | None, *roles: str) -> Caller:
+    """The caller, who must hold one of `roles` (any role when none are given)."""
+    if caller is None:
+        raise NotAuthenticated("This needs an API key: send `Authorization: Bearer <key>`.")
+    if roles and not caller.has(*roles):
+        raise Forbidden(f"This needs the role {' or '.join(roles)}.")
+    return caller

@@ -1,0 +1,277 @@
+"""The `exchange` command: serve, migrate, bootstrap, participants, rules, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from exchange.context import utc_now
+from exchange.core.errors import ExchangeError, RulebookInvalid
+from exchange.db import Database
+from exchange.log import configure_logging
+from exchange.settings import Settings
+
+T = TypeVar("T")
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _print_rule_errors(error: RulebookInvalid) -> None:
+    for item in error.extensions.get("errors", []):
+        print(f"{item['file']}: {item['key'] or '(file)'}: {item['reason']}", file=sys.stderr)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600), never world-readable even for an instant."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(path, 0o600)
+
+
+async def _ensure_rules(db: Database, settings: Settings, now: datetime) -> None:
+    from exchange.rulebook import store
+    from exchange.rulebook.files import read_rule_dir
+
+    async with db.write() as session:
+        await store.ensure_initial(session, read_rule_dir(settings.rules_path), now)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exchange.app import create_app
+
+    settings = msgspec.structs.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database is up to date: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    """Make sure an operator exists; a new one's key goes to a 0600 file, never to the screen."""
+    from exchange.participants import repository, service
+    from exchange.participants.schemas import ParticipantIn, Role
+
+    key_file = Path(settings.operator_key_file)
+
+    async def work(db: Database) -> str | None:
+        now = utc_now()
+        await _ensure_rules(db, settings, now)
+        async with db.write() as session:
+            if await repository.any_with_role(session, "operator"):
+                return None
+            created = await service.register(
+                session, ParticipantIn(name="Exchange operator", roles=[Role.operator]), now
+            )
+            write_secret(key_file, created.api_key + "\n")
+            return created.id
+
+    operator_id = _run(settings, work)
+    if operator_id:
+        print(f"created operator {operator_id}; its API key is in {key_file.resolve()}")
+    elif key_file.exists():
+        print(f"an operator exists; the first operator's API key is in {key_file.resolve()}")
+    else:
+        print("an operator exists; its key was written elsewhere (EXCHANGE_OPERATOR_KEY_FILE)")
+    return 0
+
+
+def cmd_participants_add(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.participants import service
+    from exchange.participants.schemas import ParticipantIn
+
+    try:
+        command = msgspec.convert(
+            {"name": args.name, "roles": args.role, "qualifications": args.qualification or [], "sponsor_id": args.sponsor},
+            ParticipantIn,
+        )
+    except msgspec.ValidationError as error:
+        print(f"invalid participant: {error}", file=sys.stderr)
+        return 2
+
+    async def work(db: Database) -> Any:
+        async with db.write() as session:
+            return await service.register(session, command, utc_now())
+
+    created = _run(settings, work)
+    print(f"participant {created.id} ({', '.join(created.participant.roles)})")
+    print(created.api_key)
+    return 0
+
+
+def cmd_participants_status(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.participants import service
+
+    async def work(db: Database) -> Any:
+        async with db.write() as session:
+            return await service.set_status(session, args.participant_id, args.status)
+
+    out = _run(settings, work)
+    print(f"participant {out.id} is {out.status}")
+    return 0
+
+
+def cmd_rules_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.rulebook.files import read_rule_dir
+    from exchange.rulebook.load import decode_rulebook, rulebook_hash
+
+    folder = Path(args.dir) if args.dir else settings.rules_path
+    try:
+        files = read_rule_dir(folder)
+        decode_rulebook(files)
+    except RulebookInvalid as error:
+        _print_rule_errors(error)
+        print(f"invalid rule set in {folder}", file=sys.stderr)
+        return 1
+    print(f"valid rule set in {folder} ({', '.join(sorted(files))})")
+    print(rulebook_hash(files))
+    return 0
+
+
+def cmd_rules_dry_run(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.rulebook import service, store
+    from exchange.rulebook.files import read_rule_dir
+
+    async def work(db: Database) -> str:
+        now = utc_now()
+        await _ensure_rules(db, settings, now)
+        files = read_rule_dir(Path(args.dir))
+        async with db.read() as session:
+            active = await store.active(session, store.RulebookCache(), now)
+            return service.report_json(await service.dry_run(session, active, files))
+
+    print(_run(settings, work))
+    return 0
+
+
+def cmd_rules_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.rulebook import service, store
+    from exchange.rulebook.files import read_rule_dir
+
+    effective_at = datetime.fromisoformat(args.effective_at) if args.effective_at else None
+
+    async def work(db: Database) -> Any:
+        now = utc_now()
+        await _ensure_rules(db, settings, now)
+        files = read_rule_dir(Path(args.dir))
+        async with db.write() as session:
+            active = await store.active(session, store.RulebookCache(), now)
+            return await service.apply(
+                session, active, files, reason=args.reason, actor_id=f"cli:{getpass.getuser()}"[:40], effective_at=effective_at, now=now
+            )
+
+    out = _run(settings, work)
+    state = "in force now" if out.active else f"in force from {out.effective_at.isoformat()}"
+    print(f"rule set version {out.version} stored, {state}")
+    print(out.hash)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.demo import load_demo
+
+    keys_file = Path(args.keys_file)
+    summary = _run(settings, lambda db: load_demo(db, settings, keys_file))
+    print(summary)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="exchange", description="A data exchange engine.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("migrate", help="bring the database up to date").set_defaults(handler=cmd_migrate)
+    commands.add_parser(
+        "bootstrap", help="store the first rule set and make sure an operator exists"
+    ).set_defaults(handler=cmd_bootstrap)
+
+    participants = commands.add_parser("participants", help="manage participants").add_subparsers(
+        dest="action", required=True
+    )
+    add = participants.add_parser("add", help="register a participant; prints its API key last")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", action="append", required=True, choices=["vendor", "buyer", "operator", "regulator"])
+    add.add_argument("--qualification", action="append")
+    add.add_argument("--sponsor", help="id of a sponsoring participant")
+    add.set_defaults(handler=cmd_participants_add)
+    for action, status in (("suspend", "suspended"), ("reactivate", "active")):
+        sub = participants.add_parser(action, help=f"{action} a participant")
+        sub.add_argument("participant_id")
+        sub.set_defaults(handler=cmd_participants_status, status=status)
+
+    rules = commands.add_parser("rules", help="validate, dry-run and apply rule files").add_subparsers(
+        dest="action", required=True
+    )
+    validate = rules.add_parser("validate", help="check a folder of rule files; print its hash")
+    validate.add_argument("dir", nargs="?")
+    validate.set_defaults(handler=cmd_rules_validate)
+    dry = rules.add_parser("dry-run", help="report what a candidate rule set would change")
+    dry.add_argument("dir")
+    dry.set_defaults(handler=cmd_rules_dry_run)
+    apply = rules.add_parser("apply", help="validate and switch to a new rule set")
+    apply.add_argument("dir")
+    apply.add_argument("--reason", required=True)
+    apply.add_argument("--effective-at", help="ISO 8601 time with zone, e.g. 2026-12-01T00:00:00+08:00")
+    apply.set_defaults(handler=cmd_rules_apply)
+
+    demo = commands.add_parser("demo", help="load a demo catalogue")
+    demo.add_argument("--keys-file", default="var/demo-keys.json")
+    demo.set_defaults(handler=cmd_demo)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return int(args.handler(settings, args))
+    except RulebookInvalid as error:
+        _print_rule_errors(error)
+        print(f"refused: {error.detail}", file=sys.stderr)
+        return 1
+    except ExchangeError as error:
+        print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""What a request works with: the database, the rule cache, the clock. One per app, no globals."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from litestar import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.auth import Caller, authenticate, require
+from exchange.core.canonical import canonical_bytes
+from exchange.core.errors import IdempotencyConflict, InvalidInput
+from exchange.db import Database
+from exchange.rulebook import store
+from exchange.rulebook.store import ActiveRules, RulebookCache
+from exchange.settings import Settings
+from exchange.tables import IdempotencyRecord
+
+Clock = Callable[[], datetime]
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Unit:
+    """One request's unit of work: an open transaction, the caller, and the time it started."""
+
+    def __init__(self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime) -> None:
+        self.exchange = exchange
+        self.session = session
+        self.caller = caller
+        self.now = now
+        self._rules: ActiveRules | None = None
+
+    async def rules(self) -> ActiveRules:
+        if self._rules is None:
+            self._rules = await store.active(self.session, self.exchange.rule_cache, self.now)
+        return self._rules
+
+
+class Exchange:
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.db = Database(settings)
+        self.rule_cache = RulebookCache()
+        self.clock = clock
+
+    @asynccontextmanager
+    async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
+        async with (self.db.write() if write else self.db.read()) as session:
+            caller = await authenticate(session, request.headers.get("authorization"))
+            yield Unit(self, session, caller, self.clock())
+
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        idempotency_key: str | None,
+        action: Callable[[Unit, Caller], Awaitable[msgspec.Struct]],
+        *,
+        roles: tuple[str, ...],
+        status_code: int = 201,
+    ) -> Response[Any]:
+        """Run a creating POST once per Idempotency-Key: a retry with the same key and body gets
+        the first response again; the same key with another body is refused. The record is
+        written in the same transaction as what it created, so neither exists without the other."""
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
+            raise InvalidInput(
+                f"Idempotency-Key: 1 to {IDEMPOTENCY_KEY_MAX} characters",
+                errors=[{"field": "Idempotency-Key", "reason": "1 to 200 characters"}],
+            )
+        fingerprint = await _fingerprint(request)
+        for attempt in (1, 2):
+            try:
+                async with self.unit(request, write=True) as unit:
+                    caller = require(unit.caller, *roles)
+                    if idempotency_key is not None:
+                        record = await unit.session.get(IdempotencyRecord, (caller.id, idempotency_key))
+                        if record is not None:
+                            if record.request_hash != fingerprint:
+                                raise IdempotencyConflict(
+                                    "This Idempotency-Key was used with a different request; use a new key."
+                                )
+                            return _response(record.response, record.status_code, replayed=True)
+                    result = msgspec.json.encode(await action(unit, caller))
+                    if idempotency_key is not None:
+                        unit.session.add(
+                            IdempotencyRecord(
+                                participant_id=caller.id,
+                                key=idempotency_key,
+                                request_hash=fingerprint,
+                                status_code=status_code,
+                                response=result,
+                                created_at=unit.now,
+                            )
+                        )
+                        await unit.session.flush()
+                    return _response(result, status_code, replayed=False)
+            except sa.exc.IntegrityError:
+                # A concurrent request with the same key won the race: replay its result.
+                if attempt == 2 or idempotency_key is None:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def dispose(self) -> None:
+        await self.db.dispose()
+
+
+def _response(body: bytes, status_code: int, *, replayed: bool) -> Response[Any]:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+async def _fingerprint(request: Request[Any, Any, Any]) -> str:
+    raw = await request.body()
+    try:
+        body = canonical_bytes(msgspec.json.decode(raw)) if raw else b""
+    except msgspec.DecodeError:
+        body = raw
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""The catalogue (数据交易目录清单): listings, revisions, review, search."""

@@ -1,0 +1,1 @@
+"""Participants (vendors, buyers, operators, regulators) and their API keys."""

@@ -1,0 +1,82 @@
+"""HTTP for participants."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.params import Parameter
+
+from exchange.auth import Caller, require
+from exchange.context import Exchange, Unit
+from exchange.participants import repository, service
+from exchange.participants.schemas import (
+    ParticipantCreated,
+    ParticipantIn,
+    ParticipantOut,
+    ParticipantPage,
+    ParticipantStatus,
+)
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
+
+
+@post("/v1/participants", status_code=201, summary="Register a participant (operator)")
+async def create_participant(
+    request: Request[Any, Any, Any], data: ParticipantIn, exchange: Exchange, idempotency_key: IdempotencyKey = None
+) -> Response[ParticipantCreated]:
+    async def action(unit: Unit, caller: Caller) -> ParticipantCreated:
+        return await service.register(unit.session, data, unit.now)
+
+    return await exchange.create(request, idempotency_key, action, roles=("operator",))
+
+
+@get("/v1/participants/me", summary="The calling participant")
+async def me(request: Request[Any, Any, Any], exchange: Exchange) -> ParticipantOut:
+    async with exchange.unit(request, write=False) as unit:
+        caller = require(unit.caller)
+        return service.to_out(await service.get(unit.session, caller.id))
+
+
+@get("/v1/participants", summary="List participants (operator, regulator)")
+async def list_participants(
+    request: Request[Any, Any, Any],
+    exchange: Exchange,
+    role: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
+) -> ParticipantPage:
+    async with exchange.unit(request, write=False) as unit:
+        require(unit.caller, "operator", "regulator")
+        rows = await repository.page(unit.session, after=cursor, limit=limit + 1, role=None)
+        items = [service.to_out(p) for p in rows[:limit]]
+        next_cursor = rows[limit - 1].id if len(rows) > limit else None
+        return ParticipantPage(items=[p for p in items if role is None or role in p.roles], next_cursor=next_cursor)
+
+
+@get("/v1/participants/{participant_id:str}", summary="One participant (operator, regulator)")
+async def get_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+    async with exchange.unit(request, write=False) as unit:
+        caller = require(unit.caller)
+        if caller.id != participant_id:
+            require(caller, "operator", "regulator")
+        return service.to_out(await service.get(unit.session, participant_id))
+
+
+async def _set_status(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str, status: ParticipantStatus) -> ParticipantOut:
+    async with exchange.unit(request, write=True) as unit:
+        require(unit.caller, "operator")
+        return await service.set_status(unit.session, participant_id, status)
+
+
+@post("/v1/participants/{participant_id:str}/suspend", status_code=200, summary="Suspend (operator)")
+async def suspend_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+    return await _set_status(request, exchange, participant_id, ParticipantStatus.suspended)
+
+
+@post("/v1/participants/{participant_id:str}/reactivate", status_code=200, summary="Reactivate (operator)")
+async def reactivate_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+    return await _set_status(request, exchange, participant_id, ParticipantStatus.active)
+
+
+ROUTES = [create_participant, me, list_participants, get_participant, suspend_participant, reactivate_participant]

@@ -1,0 +1,105 @@
+"""Every error leaves as RFC 9457 application/problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from exchange.core import errors
+from exchange.log import log
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_BY_CODE: dict[str, int] = {
+    errors.NotAuthenticated.code: 401,
+    errors.ParticipantSuspended.code: 403,
+    errors.Forbidden.code: 403,
+    errors.NotFound.code: 404,
+    errors.InvalidInput.code: 422,
+    errors.RuleViolated.code: 422,
+    errors.RulebookInvalid.code: 422,
+    errors.InvalidTransition.code: 409,
+    errors.IdempotencyConflict.code: 409,
+    errors.Conflict.code: 409,
+}
+
+# Litestar's own HTTP errors, named by status.
+_CODE_BY_STATUS = {
+    400: "invalid_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response[bytes]:
+    body = {
+        "type": f"urn:exchange:problem:{code}",
+        "code": code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extensions,
+    }
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def exchange_error(request: Request[Any, Any, Any], error: errors.ExchangeError) -> Response[bytes]:
+    status = STATUS_BY_CODE.get(error.code, 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(request, status, error.code, error.title, error.detail, headers, **error.extensions)
+
+
+def validation_error(request: Request[Any, Any, Any], error: ValidationException) -> Response[bytes]:
+    """A body or parameter that does not decode: name each field and why."""
+    found = []
+    for item in error.extra if isinstance(error.extra, list) else []:
+        if isinstance(item, dict):
+            found.append({"field": str(item.get("key") or ""), "reason": str(item.get("message", ""))})
+    detail = "; ".join(f"{e['field']}: {e['reason']}" if e["field"] else e["reason"] for e in found)
+    return problem(
+        request, 400, "invalid_request", "Invalid request", detail or str(error.detail), errors=found
+    )
+
+
+def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    status = error.status_code
+    code = _CODE_BY_STATUS.get(status, "http_error" if status < 500 else "internal_error")
+    headers = dict(error.headers or {})
+    return problem(request, status, code, str(error.detail), str(error.detail), headers or None)
+
+
+def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    log.exception("request.failed", error_type=type(error).__name__)
+    return problem(
+        request, 500, "internal_error", "Internal error", "The exchange failed; the error is logged."
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    errors.ExchangeError: exchange_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

@@ -1,0 +1,58 @@
+"""Rule-set requests and responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from msgspec import Meta, Struct
+
+FileName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*\.toml$", max_length=64)]
+FileText = Annotated[str, Meta(max_length=1_000_000)]
+Files = Annotated[dict[FileName, FileText], Meta(min_length=1, max_length=32)]
+
+
+class RulesDryRunIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    files: Files
+    """File name -> TOML text. Files left out are taken from the active rule set."""
+
+
+class RulesApplyIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    files: Files
+    """File name -> TOML text. Files left out are taken from the active rule set."""
+    reason: Annotated[str, Meta(min_length=1, max_length=2000)]
+    effective_at: datetime | None = None
+    """When the set takes effect (UTC, RFC 3339); now when left out."""
+
+
+class RuleSetOut(Struct, frozen=True, kw_only=True):
+    version: int
+    hash: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    effective_at: datetime
+    active: bool
+    files: dict[str, str] | None = None
+
+
+class RuleSetHistory(Struct, frozen=True, kw_only=True):
+    items: list[RuleSetOut]
+
+
+class ListingImpact(Struct, frozen=True, kw_only=True):
+    listing_id: str
+    title: str
+    status: str
+    revision: int
+    violations: list[dict[str, Any]]
+    """The candidate set's violations this listing does not have under the active set."""
+
+
+class DryRunReport(Struct, frozen=True, kw_only=True):
+    hash: str
+    """The candidate set's hash."""
+    active_hash: str
+    changed_files: list[str]
+    listings: list[ListingImpact]
+    """Listed or submitted listings the candidate set would newly fail."""

@@ -1,0 +1,81 @@
+"""Settings: one frozen, typed object built once from EXCHANGE_* variables at the entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+PREFIX = "EXCHANGE_"
+
+
+def shipped_rules_dir() -> Path:
+    """The rules/ folder shipped with the code: the source checkout's, else the wheel's copy."""
+    checkout = Path(__file__).resolve().parent.parent / "rules"
+    if (checkout / "catalogue.toml").is_file():
+        return checkout
+    import exchange._rules  # the wheel maps rules/ to this package
+
+    return Path(exchange._rules.__file__).resolve().parent
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` and pick the async driver we ship with."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the exchange reads from its environment. Tests build it directly."""
+
+    database_url: str = "sqlite+aiosqlite:///var/exchange.db"
+    """SQLAlchemy URL; `postgresql://…` and `sqlite:///…` are accepted too."""
+    rules_dir: str = ""
+    """Folder with the rule files; empty means the shipped rules/."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    operator_key_file: str = "var/operator.key"
+    """Where `exchange bootstrap` writes the first operator's API key (mode 0600)."""
+    log_level: str = "info"
+    db_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    """Longest a single database statement may run."""
+    body_bytes_max: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "database_url", normalise_database_url(self.database_url))
+
+    @property
+    def rules_path(self) -> Path:
+        return Path(self.rules_dir) if self.rules_dir else shipped_rules_dir()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        fields = {name.lower(): value for name, value in _own(environ).items()}
+        known = set(cls.__struct_fields__)
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            names = ", ".join(PREFIX + name.upper() for name in unknown)
+            raise SystemExit(f"unknown setting(s): {names}; known: {', '.join(PREFIX + n.upper() for n in sorted(known))}")
+        try:
+            return msgspec.convert(fields, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SystemExit(f"bad setting: {error}") from None
+
+
+def _own(environ: Mapping[str, str]) -> dict[str, str]:
+    # EXCHANGE_TEST_* belong to the test suite, not to the server.
+    return {
+        key[len(PREFIX) :]: value
+        for key, value in environ.items()
+        if key.startswith(PREFIX) and not key.startswith(PREFIX + "TEST_")
+    }

@@ -1,0 +1,149 @@
+"""Database fixtures: every database test runs on SQLite, and again on PostgreSQL when one
+answers at EXCHANGE_TEST_POSTGRES_URL. Under CI (CI=true) PostgreSQL is required: the run
+stops at once, loudly, when it does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from exchange.db import make_engine
+from exchange.migrate import upgrade
+from exchange.settings import normalise_database_url
+
+POSTGRES_URL = normalise_database_url(
+    os.environ.get("EXCHANGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it answers."""
+
+    async def probe() -> None:
+        engine = make_engine(POSTGRES_URL, timeout_s=5)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), 10))
+    except Exception as error:  # any failure to connect means: not reachable
+        return f"{type(error).__name__}: {error}".splitlines()[0]
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI:
+        problem = postgres_problem()
+        if problem is not None:
+            pytest.exit(
+                f"CI requires PostgreSQL at EXCHANGE_TEST_POSTGRES_URL={POSTGRES_URL!r} "
+                f"and it does not answer ({problem}). Start it: "
+                "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+                returncode=3,
+            )
+
+
+def _reset_postgres() -> None:
+    async def reset() -> None:
+        engine = make_engine(POSTGRES_URL)
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+            await connection.execute(sa.text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database, once per session and kind."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'exchange.db'}"
+    else:
+        problem = postgres_problem()
+        if problem is not None:
+            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({problem}); set CI=true to require it")
+        _reset_postgres()
+        url = POSTGRES_URL
+    upgrade(url)
+    yield url
+
+
+TABLES = (
+    "listing_search",
+    "idempotency_keys",
+    "listing_events",
+    "listing_plans",
+    "listing_revisions",
+    "listings",
+    "rule_sets",
+    "api_keys",
+    "participants",
+)
+
+
+async def empty_database(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        if url.startswith("sqlite"):
+            for table in TABLES:
+                await connection.execute(sa.text(f"DELETE FROM {table}"))
+        else:
+            await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def clean_database_url(database_url: str) -> AsyncIterator[str]:
+    """The session's database, emptied before the test."""
+    await empty_database(database_url)
+    yield database_url
+
+
+class MovableClock:
+    """The injected clock: tests move time instead of sleeping."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+async def api(clean_database_url: str, clock: MovableClock, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The app on a clean database, an HTTP client, and an operator to act with."""
+    from litestar.testing import AsyncTestClient
+
+    from exchange.app import create_app
+    from exchange.settings import Settings
+    from tests.harness import Api
+
+    settings = Settings(database_url=clean_database_url, operator_key_file=str(tmp_path / "operator.key"))
+    app = create_app(settings, clock=clock)
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        harness = Api(client, settings)
+        await harness.start()
+        yield harness

@@ -1,0 +1,86 @@
+"""The `exchange` command as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exchange.settings import shipped_rules_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange.cli", *args], capture_output=True, text=True, env=env, cwd=env["HOME"], timeout=120
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
+    return {**clean, "HOME": str(tmp_path), "EXCHANGE_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+
+
+def test_migrate_bootstrap_and_add_participant(env: dict[str, str], tmp_path: Path) -> None:
+    assert "up to date" in run("migrate", env=env).stdout
+    first = run("bootstrap", env=env).stdout
+    key_file = tmp_path / "var" / "operator.key"
+    assert str(key_file) in first
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in first  # the key goes to the file, not the screen
+    assert "an operator exists" in run("bootstrap", env=env).stdout
+
+    added = run("participants", "add", "--name", "上海数商", "--role", "vendor", "--role", "buyer", "--qualification", "data-merchant", env=env)
+    lines = added.stdout.strip().splitlines()
+    assert re.fullmatch(r"exk_[A-Za-z0-9_-]{43}", lines[-1])
+    refused = run("participants", "add", "--name", "x", "--role", "king", env=env, check=False)
+    assert refused.returncode != 0
+
+
+def test_rules_validate_prints_the_hash_of_a_valid_set(env: dict[str, str]) -> None:
+    result = run("rules", "validate", env=env)
+    assert re.fullmatch(r"[0-9a-f]{64}", result.stdout.strip().splitlines()[-1])
+
+
+def test_rules_validate_names_file_key_and_reason_of_every_error(env: dict[str, str], tmp_path: Path) -> None:
+    broken = tmp_path / "rules"
+    shutil.copytree(shipped_rules_dir(), broken)
+    catalogue = broken / "catalogue.toml"
+    catalogue.write_text(catalogue.read_text(encoding="utf-8") + "\nsurprise = 1\n", encoding="utf-8")
+    (broken / "listing.toml").write_text("this is = = not toml", encoding="utf-8")
+    result = run("rules", "validate", str(broken), env=env, check=False)
+    assert result.returncode == 1
+    assert re.search(r"^catalogue\.toml: .*surprise", result.stderr, re.M), result.stderr
+    assert re.search(r"^listing\.toml: ", result.stderr, re.M), result.stderr
+
+
+def test_rules_apply_refuses_a_broken_set_and_keeps_the_active_one(env: dict[str, str], tmp_path: Path) -> None:
+    run("migrate", env=env)
+    broken = tmp_path / "rules"
+    shutil.copytree(shipped_rules_dir(), broken)
+    (broken / "listing.toml").write_text("[[[", encoding="utf-8")
+    result = run("rules", "apply", str(broken), "--reason", "typo", env=env, check=False)
+    assert result.returncode == 1 and "listing.toml" in result.stderr
+    good = run("rules", "apply", str(shipped_rules_dir()), "--reason", "same again", env=env)
+    assert "version 2" in good.stdout  # version 1 is the initial set; the broken one took no number
+
+
+def test_ci_fails_loudly_when_postgresql_is_required_and_absent(tmp_path: Path) -> None:
+    env = {**os.environ, "CI": "true", "EXCHANGE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:9/none"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/listings/test_states.py"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "CI requires PostgreSQL" in result.stdout + result.stderr

@@ -1,0 +1,23 @@
+"""The wheel must carry every package and the shipped rules and migrations."""
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_package_under_exchange_is_listed_in_pyproject() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "exchange").rglob("__init__.py")
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+    assert config["package-dir"] == {"exchange._rules": "rules", "exchange._migrations": "migrations"}
+
+
+def test_shipped_rule_files_and_migrations_exist_where_the_wheel_maps_them() -> None:
+    assert sorted(p.name for p in (ROOT / "rules").glob("*.toml")) >= ["catalogue.toml", "listing.toml"]
+    assert (ROOT / "migrations" / "env.py").is_file()
+    assert list((ROOT / "migrations" / "versions").glob("0001_*.py"))
