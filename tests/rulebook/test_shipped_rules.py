@@ -1,0 +1,242 @@
+"""The rule files shipped in rules/: they decode, say what the exchange promises, and the
+loader answers any mangling of them with a Rulebook or a RulebookInvalid, nothing else."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchange.core.errors import RulebookInvalid
+from exchange.listings.schemas import PLAN_KINDS, ListingIn
+from exchange.rulebook.evaluate import VendorFacts, check_listing, checklist_for
+from exchange.rulebook.load import decode_rulebook, rulebook_hash
+from exchange.rulebook.model import RULE_FILES, Category, ChecklistKind, Rulebook
+from exchange.settings import shipped_rules_dir
+
+SHIPPED = {name: (shipped_rules_dir() / name).read_text(encoding="utf-8") for name in RULE_FILES}
+RULEBOOK = decode_rulebook(SHIPPED)
+REQUIRED_CATEGORIES = (
+    "transport",
+    "finance",
+    "medical",
+    "geospatial",
+    "enterprise",
+    "consumer",
+    "biometric",
+)
+CATEGORIES = tuple(category.code for category in RULEBOOK.catalogue.categories)
+GRADES = tuple(grade.code for grade in RULEBOOK.catalogue.grades)
+
+
+def category(code: str) -> Category:
+    found = RULEBOOK.catalogue.category(code)
+    assert found is not None, code
+    return found
+
+
+def make_listing(**overrides: Any) -> ListingIn:
+    body: dict[str, Any] = {
+        "title": "上海交通出行数据 Shanghai mobility OD matrix",
+        "description": "全市地铁与公交刷卡出行起讫点矩阵，按小时汇总。Hourly origin-destination matrix of metro and bus trips.",
+        "category": "transport",
+        "grade": "L2",
+        "delivery": "api",
+        "schema": {"origin": "station id", "destination": "station id", "trips": "integer"},
+        "attestations": {
+            "source": "Contract SH-TR-2026-001 with the metro operator.",
+            "rights": ["holding", "use"],
+        },
+        "licence": {"purposes": ["research"], "duration_days": 365},
+        "plans": [{"kind": "fixed", "price": {"amount": 1_200_000, "currency": "CNY"}}],
+    }
+    body.update(overrides)
+    return msgspec.convert(body, ListingIn)
+
+
+def test_the_shipped_files_are_exactly_the_rule_files() -> None:
+    assert sorted(path.name for path in shipped_rules_dir().glob("*.toml")) == sorted(RULE_FILES)
+    assert isinstance(RULEBOOK, Rulebook)
+
+
+def test_the_shipped_catalogue_has_the_required_categories_and_grades_in_both_languages() -> None:
+    assert set(REQUIRED_CATEGORIES) <= set(CATEGORIES)
+    assert all(entry.name_zh and entry.name_en for entry in RULEBOOK.catalogue.categories)
+    assert (category("transport").name_zh, category("biometric").name_zh) == (
+        "交通出行",
+        "生物特征",
+    )
+    assert GRADES == ("L1", "L2", "L3", "L4")
+
+
+def test_core_data_is_not_listable_and_the_other_grades_are() -> None:
+    assert {grade.code: grade.listable for grade in RULEBOOK.catalogue.grades} == {
+        "L1": True,
+        "L2": True,
+        "L3": True,
+        "L4": False,
+    }
+
+
+def test_biometric_data_needs_an_authorisation_and_consent() -> None:
+    biometric = category("biometric")
+    assert biometric.requires_authorisation and biometric.personal
+    assert [
+        entry.code for entry in RULEBOOK.catalogue.categories if entry.requires_authorisation
+    ] == ["biometric"]
+
+
+def test_personal_categories_and_personal_data_need_consent() -> None:
+    personal = {entry.code for entry in RULEBOOK.catalogue.categories if entry.personal}
+    assert {"biometric", "consumer", "medical"} <= personal
+    assert "transport" not in personal
+    assert RULEBOOK.catalogue.personal_data_requires_consent is True
+
+
+def test_public_authorised_categories_name_the_buyer_qualifications_trading_needs() -> None:
+    assert category("medical").buyer_qualifications == ["medical-licensed"]
+    assert category("public").buyer_qualifications == ["public-data-operator"]
+    assert category("transport").buyer_qualifications == []
+
+
+def test_sensitive_data_is_never_free_and_any_vendor_may_list() -> None:
+    assert "free" not in RULEBOOK.listing.plan_kinds["L3"]
+    assert set(RULEBOOK.listing.plan_kinds["L1"]) == set(PLAN_KINDS)
+    assert RULEBOOK.listing.vendors.qualifications_any == []
+    assert {"attestations.source", "attestations.rights", "schema"} <= set(
+        RULEBOOK.listing.required
+    )
+
+
+def test_a_good_listing_passes_the_shipped_rules_and_core_data_does_not() -> None:
+    vendor = VendorFacts(qualifications=frozenset())
+    assert check_listing(RULEBOOK, make_listing(), vendor) == []
+    assert [v.rule for v in check_listing(RULEBOOK, make_listing(grade="L4"), vendor)] == [
+        "catalogue.grades.L4.listable"
+    ]
+    face = make_listing(
+        category="biometric",
+        grade="L3",
+        attestations={"source": "Signed consent", "consent": "C-1", "rights": ["holding"]},
+    )
+    assert [v.rule for v in check_listing(RULEBOOK, face, vendor)] == [
+        "catalogue.categories.biometric.requires_authorisation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "grade", "personal"), list(itertools.product(CATEGORIES, GRADES, (False, True)))
+)
+def test_every_listing_is_asked_about_source_legality_and_quality(
+    code: str, grade: str, personal: bool
+) -> None:
+    items = checklist_for(
+        RULEBOOK, make_listing(category=code, grade=grade, personal_data=personal)
+    )
+    assert any(
+        item.kind == ChecklistKind.compliance and "Source legality" in item.text for item in items
+    ), items
+    assert any(item.kind == ChecklistKind.quality for item in items), items
+
+
+def test_sensitive_grades_categories_and_personal_data_are_asked_more() -> None:
+    def count(**overrides: Any) -> int:
+        return len(checklist_for(RULEBOOK, make_listing(**overrides)))
+
+    plain = count(category="transport", grade="L1")
+    assert count(category="medical", grade="L3") > plain
+    for code in CATEGORIES:
+        l3, l2 = count(category=code, grade="L3"), count(category=code, grade="L2")
+        assert l3 > l2 >= count(category=code, grade="L1"), code
+        assert count(category=code, personal_data=True) >= count(category=code)
+    for sensitive in ("medical", "biometric", "finance"):
+        assert count(category=sensitive, grade="L1") > plain, sensitive
+    assert count(category="transport", grade="L1", personal_data=True) > plain
+
+
+def test_a_broken_shipped_file_is_refused_at_the_key_an_operator_edited() -> None:
+    # Operators (and tests elsewhere) break L4's flag by editing its first `listable = false`.
+    broken = {
+        **SHIPPED,
+        "catalogue.toml": SHIPPED["catalogue.toml"].replace(
+            "listable = false", 'listable = "no"', 1
+        ),
+    }
+    with pytest.raises(RulebookInvalid) as raised:
+        decode_rulebook(broken)
+    assert raised.value.extensions["errors"] == [
+        {
+            "file": "catalogue.toml",
+            "key": "grades[3].listable",
+            "reason": "Expected `bool`, got `str`",
+        }
+    ]
+
+
+def test_the_shipped_hash_is_stable() -> None:
+    assert rulebook_hash(SHIPPED) == rulebook_hash(dict(reversed(SHIPPED.items())))
+    assert len(rulebook_hash(SHIPPED)) == 64
+
+
+# Whatever an operator's editor or a client does to the text, the loader answers with a
+# Rulebook or with RulebookInvalid naming known files; never with another exception.
+
+TOML_CHARACTERS = st.sampled_from(
+    list("[]{}=\".,#\n'\\ -_0123456789aeLtfrsu")
+    + ["true", "false", '"""', "'''", "\x00", "\ud800", "字"]
+)
+
+
+@st.composite
+def mangled_text(draw: st.DrawFn, text: str) -> str:
+    if draw(st.integers(0, 9)) == 0:  # now and then, bytes from anywhere decoded as text
+        return draw(st.binary(max_size=400)).decode(
+            draw(st.sampled_from(["latin-1", "utf-8"])), errors="replace"
+        )
+    for _ in range(draw(st.integers(1, 6))):
+        start = draw(st.integers(0, len(text)))
+        end = min(len(text), start + draw(st.integers(0, 8)))
+        replacement = "".join(draw(st.lists(TOML_CHARACTERS | st.characters(), max_size=4)))
+        match draw(st.sampled_from(["insert", "delete", "replace"])):
+            case "insert":
+                text = text[:start] + replacement + text[start:]
+            case "delete":
+                text = text[:start] + text[end:]
+            case _:
+                text = text[:start] + replacement + text[end:]
+    return text
+
+
+@st.composite
+def mangled_files(draw: st.DrawFn) -> dict[str, str]:
+    files = dict(SHIPPED)
+    for name in draw(st.lists(st.sampled_from(RULE_FILES), min_size=1, max_size=2, unique=True)):
+        files[name] = draw(mangled_text(files[name]))
+    if draw(st.integers(0, 9)) == 0:
+        del files[draw(st.sampled_from(RULE_FILES))]
+    if draw(st.integers(0, 9)) == 0:
+        files["extra.toml"] = draw(mangled_text("a = 1\n"))
+    return files
+
+
+@settings(max_examples=300, deadline=None)
+@given(mangled_files())
+def test_mangled_rule_files_give_a_rulebook_or_a_refusal_naming_file_key_and_reason(
+    files: dict[str, str],
+) -> None:
+    try:
+        decode_rulebook(files)
+    except RulebookInvalid as refusal:
+        errors = refusal.extensions["errors"]
+        assert errors
+        for error in errors:
+            assert set(error) == {"file", "key", "reason"}
+            assert error["file"] in files or error["file"] in RULE_FILES
+            assert isinstance(error["key"], str)
+            assert isinstance(error["reason"], str) and error["reason"]
+    else:
+        rulebook_hash(files)  # a set that decodes can be hashed
