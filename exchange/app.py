@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +28,7 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 @get("/health", summary="Liveness and database reachability", include_in_schema=True)
-async def health(exchange: Exchange) -> dict[str, Any]:
+async def health(exchange: NamedDependency[Exchange]) -> dict[str, Any]:
     async with exchange.db.read() as session:
         rules = await store.active(session, exchange.rule_cache, exchange.clock())
     return {"status": "ok", "database": exchange.db.dialect, "rules_version": rules.version, "rules_hash": rules.hash}

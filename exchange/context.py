@@ -6,11 +6,13 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
+from litestar.di import NamedDependency
 from litestar import Request, Response
+from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller, authenticate, require
@@ -25,6 +27,9 @@ from exchange.tables import IdempotencyRecord
 Clock = Callable[[], datetime]
 IDEMPOTENCY_KEY_MAX = 200
 
+# Declared once so every creating POST documents and reads the header the same way.
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -33,7 +38,7 @@ def utc_now() -> datetime:
 class Unit:
     """One request's unit of work: an open transaction, the caller, and the time it started."""
 
-    def __init__(self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime) -> None:
+    def __init__(self, exchange: NamedDependency[Exchange], session: AsyncSession, caller: Caller | None, now: datetime) -> None:
         self.exchange = exchange
         self.session = session
         self.caller = caller

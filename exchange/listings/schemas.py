@@ -177,7 +177,7 @@ class ListingIn(_Wire, kw_only=True):
     schema: Schema | None = None
     personal_data: bool = False
     """True when the data contains personal information (个人信息)."""
-    attestations: Attestations = Attestations()
+    attestations: Attestations = msgspec.field(default_factory=Attestations)
     licence: Licence
     plans: Annotated[list[Plan], Meta(min_length=1, max_length=PLANS_MAX)]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from litestar.di import NamedDependency
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
-from exchange.context import Exchange, Unit
+from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.participants import repository, service
 from exchange.participants.schemas import (
     ParticipantCreated,
@@ -18,12 +19,11 @@ from exchange.participants.schemas import (
     ParticipantStatus,
 )
 
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
 
 @post("/v1/participants", status_code=201, summary="Register a participant (operator)")
 async def create_participant(
-    request: Request[Any, Any, Any], data: ParticipantIn, exchange: Exchange, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[ParticipantIn], exchange: NamedDependency[Exchange], idempotency_key: IdempotencyKey = None
 ) -> Response[ParticipantCreated]:
     async def action(unit: Unit, caller: Caller) -> ParticipantCreated:
         return await service.register(unit.session, data, unit.now)
@@ -32,7 +32,7 @@ async def create_participant(
 
 
 @get("/v1/participants/me", summary="The calling participant")
-async def me(request: Request[Any, Any, Any], exchange: Exchange) -> ParticipantOut:
+async def me(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> ParticipantOut:
     async with exchange.unit(request, write=False) as unit:
         caller = require(unit.caller)
         return service.to_out(await service.get(unit.session, caller.id))
@@ -41,10 +41,10 @@ async def me(request: Request[Any, Any, Any], exchange: Exchange) -> Participant
 @get("/v1/participants", summary="List participants (operator, regulator)")
 async def list_participants(
     request: Request[Any, Any, Any],
-    exchange: Exchange,
-    role: str | None = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
+    exchange: NamedDependency[Exchange],
+    role: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
 ) -> ParticipantPage:
     async with exchange.unit(request, write=False) as unit:
         require(unit.caller, "operator", "regulator")
@@ -55,7 +55,7 @@ async def list_participants(
 
 
 @get("/v1/participants/{participant_id:str}", summary="One participant (operator, regulator)")
-async def get_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+async def get_participant(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], participant_id: FromPath[str]) -> ParticipantOut:
     async with exchange.unit(request, write=False) as unit:
         caller = require(unit.caller)
         if caller.id != participant_id:
@@ -63,19 +63,19 @@ async def get_participant(request: Request[Any, Any, Any], exchange: Exchange, p
         return service.to_out(await service.get(unit.session, participant_id))
 
 
-async def _set_status(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str, status: ParticipantStatus) -> ParticipantOut:
+async def _set_status(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], participant_id: str, status: ParticipantStatus) -> ParticipantOut:
     async with exchange.unit(request, write=True) as unit:
         require(unit.caller, "operator")
         return await service.set_status(unit.session, participant_id, status)
 
 
 @post("/v1/participants/{participant_id:str}/suspend", status_code=200, summary="Suspend (operator)")
-async def suspend_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+async def suspend_participant(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], participant_id: FromPath[str]) -> ParticipantOut:
     return await _set_status(request, exchange, participant_id, ParticipantStatus.suspended)
 
 
 @post("/v1/participants/{participant_id:str}/reactivate", status_code=200, summary="Reactivate (operator)")
-async def reactivate_participant(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str) -> ParticipantOut:
+async def reactivate_participant(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], participant_id: FromPath[str]) -> ParticipantOut:
     return await _set_status(request, exchange, participant_id, ParticipantStatus.active)
 
 

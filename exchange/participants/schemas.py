@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Qualification = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
@@ -27,7 +27,7 @@ class ParticipantStatus(StrEnum):
 class ParticipantIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name
     roles: Annotated[list[Role], Meta(min_length=1, max_length=4)]
-    qualifications: Annotated[list[Qualification], Meta(max_length=32)] = []
+    qualifications: Annotated[list[Qualification], Meta(max_length=32)] = field(default_factory=list)
     """E.g. data-merchant, public-data-operator, medical-licensed: what rules can require."""
     sponsor_id: str | None = None
     """A participant vouching for this one, e.g. a data merchant sponsoring a new vendor."""

@@ -35,9 +35,9 @@ class Category(_Rules, frozen=True, kw_only=True):
     """Listings must give `attestations.authorisation_id` (e.g. 人脸等生物特征)."""
     personal: bool
     """Personal data by nature: every listing of the category needs a consent attestation."""
-    buyer_qualifications: Annotated[list[Qualification], Meta(max_length=32)] = []
+    buyer_qualifications: Annotated[list[Qualification], Meta(max_length=32)] = msgspec.field(default_factory=list)
     """A buyer must hold one of these to buy; empty: anyone may buy."""
-    buyer_purposes: Annotated[list[Purpose], Meta(max_length=64)] = []
+    buyer_purposes: Annotated[list[Purpose], Meta(max_length=64)] = msgspec.field(default_factory=list)
     """The purposes a buyer may declare; empty: any purpose."""
 
 
@@ -69,7 +69,7 @@ class CatalogueRules(_Rules, frozen=True, kw_only=True):
 class VendorRules(_Rules, frozen=True, kw_only=True):
     """Who may list (数商准入)."""
 
-    qualifications_any: Annotated[list[Qualification], Meta(max_length=32)] = []
+    qualifications_any: Annotated[list[Qualification], Meta(max_length=32)] = msgspec.field(default_factory=list)
     """A vendor must hold one of these; empty: any vendor may list."""
     allow_sponsored: bool = True
     """A vendor sponsored by a participant holding one of `qualifications_any` may list too."""
@@ -86,9 +86,9 @@ class ChecklistItem(_Rules, frozen=True, kw_only=True):
     id: ItemId
     kind: ChecklistKind
     text: Annotated[str, Meta(min_length=1, max_length=2000)]
-    categories: Annotated[list[Code], Meta(max_length=200)] = []
+    categories: Annotated[list[Code], Meta(max_length=200)] = msgspec.field(default_factory=list)
     """Asked of listings in these categories; empty: every category."""
-    grades: Annotated[list[Code], Meta(max_length=20)] = []
+    grades: Annotated[list[Code], Meta(max_length=20)] = msgspec.field(default_factory=list)
     """Asked of listings of these grades; empty: every grade."""
     personal_only: bool = False
     """Asked only of personal data: `personal_data` listings and personal categories."""
@@ -99,7 +99,7 @@ class ListingRules(_Rules, frozen=True, kw_only=True):
 
     required: Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(max_length=64)
-    ] = []
+    ] = msgspec.field(default_factory=list)
     """Dotted names of ListingIn fields that must be given (not null, blank or empty)."""
     title_length_max: Annotated[int, Meta(ge=1, le=NAME_MAX)]
     description_length_min: Annotated[int, Meta(ge=1, le=TEXT_MAX)]
@@ -107,8 +107,8 @@ class ListingRules(_Rules, frozen=True, kw_only=True):
     licence_duration_days_max: Annotated[int, Meta(ge=1, le=36_600)]
     plan_kinds: Annotated[dict[Code, list[str]], Meta(max_length=20)]
     """Grade code -> the price-plan kinds a listing of that grade may offer."""
-    vendors: VendorRules = VendorRules()
-    checklist: Annotated[list[ChecklistItem], Meta(max_length=100)] = []
+    vendors: VendorRules = msgspec.field(default_factory=VendorRules)
+    checklist: Annotated[list[ChecklistItem], Meta(max_length=100)] = msgspec.field(default_factory=list)
 
 
 class Rulebook(Struct, frozen=True, kw_only=True):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar import Request, get, post, put
 
 from exchange.auth import require
@@ -13,26 +15,26 @@ from exchange.rulebook.schemas import DryRunReport, RulesApplyIn, RulesDryRunIn,
 
 
 @get("/v1/rules", summary="The rule set in force, with its files")
-async def get_rules(request: Request[Any, Any, Any], exchange: Exchange) -> RuleSetOut:
+async def get_rules(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> RuleSetOut:
     async with exchange.unit(request, write=False) as unit:
         return await service.show_active(unit.session, await unit.rules())
 
 
 @get("/v1/rules/history", summary="Every rule-set version")
-async def rules_history(request: Request[Any, Any, Any], exchange: Exchange) -> RuleSetHistory:
+async def rules_history(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> RuleSetHistory:
     async with exchange.unit(request, write=False) as unit:
         return await service.history(unit.session, await unit.rules())
 
 
 @post("/v1/rules/dry-run", status_code=200, summary="What a candidate rule set would change (operator, regulator)")
-async def dry_run_rules(request: Request[Any, Any, Any], exchange: Exchange, data: RulesDryRunIn) -> DryRunReport:
+async def dry_run_rules(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[RulesDryRunIn]) -> DryRunReport:
     async with exchange.unit(request, write=False) as unit:
         require(unit.caller, "operator", "regulator")
         return await service.dry_run(unit.session, await unit.rules(), data.files)
 
 
 @put("/v1/rules", status_code=200, summary="Validate and switch to a new rule set (operator)")
-async def apply_rules(request: Request[Any, Any, Any], exchange: Exchange, data: RulesApplyIn) -> RuleSetOut:
+async def apply_rules(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[RulesApplyIn]) -> RuleSetOut:
     async with exchange.unit(request, write=True) as unit:
         caller = require(unit.caller, "operator")
         return await service.apply(
