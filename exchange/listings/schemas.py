@@ -73,7 +73,7 @@ class Attestations(_Wire, kw_only=True):
     """Reference to the data subjects' consent, required for personal data."""
     authorisation_id: Annotated[str, Meta(max_length=NAME_MAX)] | None = None
     """Id of the authorisation that permits trading this data (e.g. for biometric data)."""
-    rights: Annotated[list[Right], Meta(max_length=3)] = []
+    rights: Annotated[list[Right], Meta(max_length=3)] = msgspec.field(default_factory=list)
 
 
 class Licence(_Wire, kw_only=True):
