@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test demo clean
+.PHONY: help run test lint demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,8 +25,11 @@ run: $(VENV)/.installed ## migrate the embedded database, make sure an operator 
 	$(BIN)/exchange bootstrap
 	$(BIN)/exchange serve
 
-test: $(VENV)/.installed-dev ## run the whole suite (SQLite, and PostgreSQL when reachable; required under CI)
+test: $(VENV)/.installed-dev lint ## lint, then run the whole suite (SQLite, and PostgreSQL when reachable; required under CI)
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev ## ruff: unused names, likely bugs, import order
+	$(BIN)/ruff check exchange tests migrations
 
 demo: $(VENV)/.installed ## load the demo catalogue into the embedded database
 	$(BIN)/exchange migrate

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import structlog
-from litestar import Litestar, Request, get
+from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig

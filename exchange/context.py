@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
-from litestar.di import NamedDependency
 from litestar import Request, Response
 from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,7 @@ def utc_now() -> datetime:
 class Unit:
     """One request's unit of work: an open transaction, the caller, and the time it started."""
 
-    def __init__(self, exchange: NamedDependency[Exchange], session: AsyncSession, caller: Caller | None, now: datetime) -> None:
+    def __init__(self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime) -> None:
         self.exchange = exchange
         self.session = session
         self.caller = caller

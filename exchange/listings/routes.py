@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar.di import NamedDependency
 from litestar import Request, Response, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
@@ -121,7 +121,7 @@ async def reject_listing(request: Request[Any, Any, Any], exchange: NamedDepende
         return await service.reject(unit.session, await unit.rules(), caller, listing_id, data.reason, unit.now)
 
 
-async def _change(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: str, action: ListingAction, reason: str | None) -> ListingOut:
+async def _change(request: Request[Any, Any, Any], exchange: Exchange, listing_id: str, action: ListingAction, reason: str | None) -> ListingOut:
     async with exchange.unit(request, write=True) as unit:
         caller = require(unit.caller, "operator", "vendor")
         return await service.change_status(unit.session, await unit.rules(), caller, listing_id, action, reason, unit.now)

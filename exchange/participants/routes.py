@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar.di import NamedDependency
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
@@ -18,7 +18,6 @@ from exchange.participants.schemas import (
     ParticipantPage,
     ParticipantStatus,
 )
-
 
 
 @post("/v1/participants", status_code=201, summary="Register a participant (operator)")
@@ -63,7 +62,7 @@ async def get_participant(request: Request[Any, Any, Any], exchange: NamedDepend
         return service.to_out(await service.get(unit.session, participant_id))
 
 
-async def _set_status(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], participant_id: str, status: ParticipantStatus) -> ParticipantOut:
+async def _set_status(request: Request[Any, Any, Any], exchange: Exchange, participant_id: str, status: ParticipantStatus) -> ParticipantOut:
     async with exchange.unit(request, write=True) as unit:
         require(unit.caller, "operator")
         return await service.set_status(unit.session, participant_id, status)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar import Request, get, post, put
 
 from exchange.auth import require
 from exchange.context import Exchange
