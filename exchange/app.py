@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -23,6 +25,7 @@ from exchange.rulebook import store
 from exchange.rulebook.files import read_rule_dir
 from exchange.rulebook.routes import ROUTES as RULE_ROUTES
 from exchange.settings import Settings
+from exchange.settlement.routes import ROUTES as SETTLEMENT_ROUTES
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -77,21 +80,46 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     async def load_initial_rules(app: Litestar) -> None:
         """First start: the shipped (or EXCHANGE_RULES_DIR) files become rule-set version 1."""
         async with exchange.db.write() as session:
-            if await store.ensure_initial(session, read_rule_dir(settings.rules_path), exchange.clock()):
+            if await store.ensure_initial(session, exchange.ledger, read_rule_dir(settings.rules_path), exchange.clock()):
                 log.info("rules.initialised", rules_dir=str(settings.rules_path))
 
+    async def sign_heads(app: Litestar) -> None:
+        """Heads are signed with each batch of appends; this signs one for entries that have
+        waited longer than the interval with no append after them."""
+        interval = settings.ledger_head_interval_ms / 1000
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    async with exchange.db.read() as session:
+                        head = await exchange.ledger.latest_head(session)
+                        size = await exchange.ledger.size(session)
+                    if head is None or head.size < size:
+                        async with exchange.db.write() as session:
+                            await exchange.ledger.sign_head(session, exchange.clock(), only_if_stale=True)
+                except Exception:  # keep signing later; one failure must not stop the loop
+                    log.exception("ledger.head_signing_failed")
+
+        app.state.head_signer = asyncio.create_task(loop())
+
     async def close(app: Litestar) -> None:
+        task = app.state.get("head_signer")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await exchange.dispose()
 
     def provide_exchange(state: State) -> Exchange:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES],
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES],
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],
-        on_startup=[load_initial_rules],
+        on_startup=[load_initial_rules, sign_heads],
         on_shutdown=[close],
         openapi_config=OpenAPIConfig(
             title="Data exchange",

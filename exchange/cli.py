@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -18,7 +17,9 @@ from exchange.context import utc_now
 from exchange.core.errors import ExchangeError, RulebookInvalid
 from exchange.db import Database
 from exchange.log import configure_logging
+from exchange.secretfile import write_secret
 from exchange.settings import Settings
+from exchange.settlement.ledger import Ledger
 
 T = TypeVar("T")
 
@@ -39,21 +40,12 @@ def _print_rule_errors(error: RulebookInvalid) -> None:
         print(f"{item['file']}: {item['key'] or '(file)'}: {item['reason']}", file=sys.stderr)
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600), never world-readable even for an instant."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.chmod(path, 0o600)
-
-
 async def _ensure_rules(db: Database, settings: Settings, now: datetime) -> None:
     from exchange.rulebook import store
     from exchange.rulebook.files import read_rule_dir
 
     async with db.write() as session:
-        await store.ensure_initial(session, read_rule_dir(settings.rules_path), now)
+        await store.ensure_initial(session, Ledger(settings), read_rule_dir(settings.rules_path), now)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -191,7 +183,7 @@ def cmd_rules_apply(settings: Settings, args: argparse.Namespace) -> int:
         async with db.write() as session:
             active = await store.active(session, store.RulebookCache(), now)
             return await service.apply(
-                session, active, files, reason=args.reason, actor_id=f"cli:{getpass.getuser()}"[:40], effective_at=effective_at, now=now
+                session, Ledger(settings), active, files, reason=args.reason, actor_id=f"cli:{getpass.getuser()}"[:40], effective_at=effective_at, now=now
             )
 
     out = _run(settings, work)

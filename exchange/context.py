@@ -21,6 +21,7 @@ from exchange.db import Database
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
 from exchange.settings import Settings
+from exchange.settlement.ledger import Ledger
 from exchange.tables import IdempotencyRecord
 
 Clock = Callable[[], datetime]
@@ -55,6 +56,7 @@ class Exchange:
         self.settings = settings
         self.db = Database(settings)
         self.rule_cache = RulebookCache()
+        self.ledger = Ledger(settings)
         self.clock = clock
 
     @asynccontextmanager

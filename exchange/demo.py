@@ -19,7 +19,9 @@ from exchange.participants import service as participants
 from exchange.participants.schemas import ParticipantIn
 from exchange.rulebook import store
 from exchange.rulebook.files import read_rule_dir
+from exchange.secretfile import write_secret
 from exchange.settings import Settings
+from exchange.settlement.ledger import Ledger
 from exchange.tables import Participant
 
 DEMO_OPERATOR = "Demo operator 演示运营方"
@@ -32,11 +34,10 @@ def _caller(created: Any) -> Caller:
 
 
 async def load_demo(db: Database, settings: Settings, keys_file: Path) -> str:
-    from exchange.cli import write_secret
-
     now = utc_now()
+    ledger = Ledger(settings)
     async with db.write() as session:
-        await store.ensure_initial(session, read_rule_dir(settings.rules_path), now)
+        await store.ensure_initial(session, ledger, read_rule_dir(settings.rules_path), now)
     async with db.write() as session:
         exists = await session.execute(sa.select(Participant.id).where(Participant.name == DEMO_OPERATOR))
         if exists.first() is not None:
@@ -77,7 +78,7 @@ async def load_demo(db: Database, settings: Settings, keys_file: Path) -> str:
                     for item in listing.checklist or []
                 ]
                 await listings.approve(
-                    session, rules, reviewer, listing.id, msgspec.convert({"reason": "demo catalogue", "checklist": answers}, ApproveIn), now
+                    session, ledger, rules, reviewer, listing.id, msgspec.convert({"reason": "demo catalogue", "checklist": answers}, ApproveIn), now
                 )
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
     write_secret(keys_file, msgspec.json.format(msgspec.json.encode(keys), indent=2).decode() + "\n")

@@ -24,6 +24,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.InvalidTransition.code: 409,
     errors.IdempotencyConflict.code: 409,
     errors.Conflict.code: 409,
+    errors.TransferRefused.code: 422,
 }
 
 # Litestar's own HTTP errors, named by status.
@@ -66,7 +67,7 @@ def problem(
 
 
 def exchange_error(request: Request[Any, Any, Any], error: errors.ExchangeError) -> Response[bytes]:
-    status = STATUS_BY_CODE.get(error.code, 400)
+    status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 400)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return problem(request, status, error.code, error.title, error.detail, headers, **error.extensions)
 

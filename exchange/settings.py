@@ -49,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
     """Longest a single database statement may run."""
     body_bytes_max: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    signing_key_file: str = "var/signing.key"
+    """The ledger's Ed25519 private key (PKCS#8 PEM), created with mode 0600 on first use."""
+    ledger_head_every_entries: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """Sign a new tree head at least every this many entries ..."""
+    ledger_head_interval_ms: Annotated[int, msgspec.Meta(ge=10)] = 1000
+    """... and at least this often while entries wait for one."""
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "database_url", normalise_database_url(self.database_url))

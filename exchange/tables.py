@@ -169,4 +169,142 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+# ── Settlement: accounts, the Merkle log, signing keys ──────────────────────────────────
+
+
+def _big(**kwargs: Any) -> Any:
+    return Field(sa_type=sa.BigInteger, **kwargs)
+
+
+def _bytes(**kwargs: Any) -> Any:
+    return Field(sa_type=sa.LargeBinary, **kwargs)
+
+
+class Account(SQLModel, table=True):
+    """A balance in integer minor units: what the exchange owes the owner (credits - debits)."""
+
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=120)
+    """`<owner>:<kind>:<currency>`, e.g. `par_…:available:CNY`, `exchange:bank:CNY`."""
+    owner_id: str = Field(index=True, max_length=40)
+    kind: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    balance: int = _big(default=0)
+    created_at: datetime = _time()
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Leaf `index` of the Merkle log. `canonical` is the signed truth; the other columns are
+    copies for queries, and `exchange ledger verify` checks them against it."""
+
+    __tablename__ = "ledger_entries"
+
+    index: int = _big(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    type: str = Field(max_length=16)
+    at_ms: int = _big()
+    journal_id: str | None = Field(default=None, max_length=80, index=True)
+    transfer_id: str | None = Field(default=None, max_length=100, unique=True)
+    kind: str | None = Field(default=None, max_length=16)
+    debit_account: str | None = Field(default=None, max_length=120, index=True)
+    credit_account: str | None = Field(default=None, max_length=120, index=True)
+    amount: int | None = _big(default=None)
+    currency: str | None = Field(default=None, max_length=3)
+    request_hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 of the transfer as requested: a retry must send the same."""
+    leaf_hash: bytes = _bytes()
+    canonical: bytes = _bytes()
+
+
+class PendingTransfer(SQLModel, table=True):
+    """A two-phase transfer's hold, until it is posted or voided."""
+
+    __tablename__ = "pending_transfers"
+
+    id: str = Field(primary_key=True, max_length=100)
+    debit_account: str = Field(max_length=120)
+    credit_account: str = Field(max_length=120)
+    escrow_account: str = Field(max_length=120, index=True)
+    currency: str = Field(max_length=3)
+    amount: int = _big()
+    remaining: int = _big()
+    status: str = Field(max_length=16)
+    created_index: int = _big()
+    updated_index: int = _big()
+
+
+class LedgerState(SQLModel, table=True):
+    """One row: the log's size and the compact range of its tree; locked by every append."""
+
+    __tablename__ = "ledger_state"
+
+    id: int = Field(primary_key=True)
+    size: int = _big(default=0)
+    frontier: bytes = _bytes(default=b"")
+    """The roots of the perfect subtrees of the binary decomposition of `size`, 32 bytes each."""
+
+
+class LedgerNode(SQLModel, table=True):
+    """Perfect subtree roots at levels 8, 16, 24 …: proofs read these instead of every leaf."""
+
+    __tablename__ = "ledger_nodes"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = _big(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: bytes = _bytes()
+
+
+class LedgerHead(SQLModel, table=True):
+    __tablename__ = "ledger_heads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = _big(index=True)
+    root_hash: str = Field(max_length=64)
+    timestamp_ms: int = _big()
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=200)
+
+
+class SigningKey(SQLModel, table=True):
+    """Every key that ever signed: heads signed by retired keys stay verifiable."""
+
+    __tablename__ = "signing_keys"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    public_key_pem: str = Field(max_length=1000)
+    active: bool
+    created_at: datetime = _time()
+
+
+class Certificate(SQLModel, table=True):
+    """A signed registration certificate (数据产品登记凭证) of an approved listing revision."""
+
+    __tablename__ = "certificates"
+
+    listing_id: str = Field(foreign_key="listings.id", primary_key=True, max_length=40)
+    revision: int = Field(primary_key=True)
+    content: dict[str, Any] = _json()
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=200)
+    ledger_index: int = _big()
+
+
+class Withdrawal(SQLModel, table=True):
+    """A participant's request to be paid out; held in escrow until an operator confirms it."""
+
+    __tablename__ = "withdrawals"
+
+    id: str = Field(primary_key=True, max_length=40)
+    participant_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    amount: int = _big()
+    currency: str = Field(max_length=3)
+    rail: str = Field(max_length=8)
+    destination: str = Field(max_length=200)
+    status: str = Field(max_length=16)
+    """requested, paid or cancelled."""
+    payout_reference: str | None = Field(default=None, max_length=200, unique=True)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
 metadata = SQLModel.metadata

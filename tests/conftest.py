@@ -80,6 +80,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "withdrawals",
+    "certificates",
+    "signing_keys",
+    "ledger_heads",
+    "ledger_nodes",
+    "pending_transfers",
+    "ledger_entries",
+    "accounts",
     "listing_search",
     "idempotency_keys",
     "listing_events",
@@ -100,6 +108,8 @@ async def empty_database(url: str) -> None:
                 await connection.execute(sa.text(f"DELETE FROM {table}"))
         else:
             await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        # The log's one state row goes back to the empty tree rather than away.
+        await connection.execute(sa.text("UPDATE ledger_state SET size = 0, frontier = :empty"), {"empty": b""})
     await engine.dispose()
 
 
@@ -141,7 +151,11 @@ async def api(clean_database_url: str, clock: MovableClock, tmp_path: Path):  # 
     from exchange.settings import Settings
     from tests.harness import Api
 
-    settings = Settings(database_url=clean_database_url, operator_key_file=str(tmp_path / "operator.key"))
+    settings = Settings(
+        database_url=clean_database_url,
+        operator_key_file=str(tmp_path / "operator.key"),
+        signing_key_file=str(tmp_path / "signing.key"),
+    )
     app = create_app(settings, clock=clock)
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
         harness = Api(client, settings)

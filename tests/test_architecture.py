@@ -15,6 +15,11 @@ PURE = [
     ROOT / "listings" / "search.py",
     ROOT / "listings" / "states.py",
     ROOT / "listings" / "plans.py",
+    ROOT / "settlement" / "merkle.py",
+    ROOT / "settlement" / "posting.py",
+    ROOT / "settlement" / "entries.py",
+    ROOT / "settlement" / "signing.py",
+    ROOT / "settlement" / "verify.py",
 ]
 FORBIDDEN = ("sqlalchemy", "sqlmodel", "litestar", "structlog", "asyncio", "aiosqlite", "asyncpg", "httpx", "socket", "pathlib", "exchange.db", "exchange.tables", "exchange.context")
 

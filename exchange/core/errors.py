@@ -71,3 +71,16 @@ class IdempotencyConflict(ExchangeError):
 class Conflict(ExchangeError):
     code = "conflict"
     title = "Conflicts with the current state"
+
+
+class TransferRefused(ExchangeError):
+    """A transfer breaks a ledger rule; nothing of its journal was applied. `code` says which
+    (insufficient_funds, transfer_id_reused, …) and `field` names the offending field."""
+
+    code = "transfer_refused"
+    title = "Transfer refused"
+
+    def __init__(self, code: str, detail: str, *, status: int = 422, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.code = code
+        self.status = status

@@ -29,6 +29,7 @@ from exchange.listings.schemas import (
 )
 from exchange.listings.search import parse_query
 from exchange.listings.states import ListingAction
+from exchange.settlement.certificates import CertificateOut
 
 Price = Annotated[int | None, QueryParameter(ge=0, le=AMOUNT_MAX)]
 PlanKind = Annotated[str | None, QueryParameter(pattern="^(" + "|".join(PLAN_KINDS) + ")$")]
@@ -93,6 +94,12 @@ async def listing_history(request: Request[Any, Any, Any], exchange: NamedDepend
         return await service.history(unit.session, unit.caller, listing_id)
 
 
+@get("/v1/listings/{listing_id:str}/certificate", summary="The signed registration certificate (数据产品登记凭证) of the approved revision")
+async def listing_certificate(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str]) -> CertificateOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.certificate(unit.session, unit.caller, listing_id)
+
+
 @patch("/v1/listings/{listing_id:str}", summary="Edit a listing (its vendor); a listed one gets a new revision")
 async def update_listing(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[ListingPatch]) -> ListingOut:
     async with exchange.unit(request, write=True) as unit:
@@ -111,7 +118,7 @@ async def submit_listing(request: Request[Any, Any, Any], exchange: NamedDepende
 async def approve_listing(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[ApproveIn]) -> ListingOut:
     async with exchange.unit(request, write=True) as unit:
         caller = require(unit.caller, "operator")
-        return await service.approve(unit.session, await unit.rules(), caller, listing_id, data, unit.now)
+        return await service.approve(unit.session, exchange.ledger, await unit.rules(), caller, listing_id, data, unit.now)
 
 
 @post("/v1/listings/{listing_id:str}/reject", status_code=200, summary="Reject with a reason (operator)")
@@ -147,6 +154,7 @@ ROUTES = [
     search_listings,
     get_listing,
     listing_history,
+    listing_certificate,
     update_listing,
     submit_listing,
     approve_listing,

@@ -39,6 +39,8 @@ from exchange.participants.service import vendor_facts
 from exchange.rulebook.evaluate import VendorFacts, check_listing, checklist_for
 from exchange.rulebook.model import Rulebook
 from exchange.rulebook.store import ActiveRules
+from exchange.settlement import certificates
+from exchange.settlement.ledger import Ledger
 from exchange.tables import Listing, ListingEvent, ListingPlan, ListingRevision
 
 PAGE_SIZE_MAX = 100
@@ -324,7 +326,9 @@ def _check_answers(rules: ActiveRules, body: ListingIn, command: ApproveIn) -> l
     ]
 
 
-async def approve(session: AsyncSession, rules: ActiveRules, caller: Caller, listing_id: str, command: ApproveIn, now: datetime) -> ListingOut:
+async def approve(
+    session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, listing_id: str, command: ApproveIn, now: datetime
+) -> ListingOut:
     listing = await _load_visible(session, caller, listing_id, for_update=True)
     revision, is_pending = await _review_target(session, listing, ListingAction.approve)
     body = _body(revision.content)
@@ -348,6 +352,10 @@ async def approve(session: AsyncSession, rules: ActiveRules, caller: Caller, lis
     listing.updated_at = now
     session.add(listing)
     await _record(session, listing, revision=revision.number, action=ListingAction.approve, from_status=from_status, to_status=listing.status, actor=caller, now=now, rules=rules, reason=command.reason, details={"checklist": answers})
+    await certificates.issue(
+        session, ledger, listing_id=listing.id, revision=revision.number, vendor_id=listing.vendor_id,
+        content=revision.content, rules_hash=rules.hash, now=now,
+    )
     return await to_out(session, listing, caller, rules)
 
 
@@ -378,6 +386,14 @@ async def change_status(session: AsyncSession, rules: ActiveRules, caller: Calle
     session.add(listing)
     await _record(session, listing, revision=listing.revision, action=action, from_status=from_status, to_status=listing.status, actor=caller, now=now, rules=rules, reason=reason)
     return await to_out(session, listing, caller, rules)
+
+
+async def certificate(session: AsyncSession, caller: Caller | None, listing_id: str) -> certificates.CertificateOut:
+    listing = await _load_visible(session, caller, listing_id)
+    found = await certificates.latest(session, listing.id)
+    if found is None:
+        raise NotFound(f"Listing {listing_id} has no registration certificate: it was never approved.")
+    return found
 
 
 async def get(session: AsyncSession, rules: ActiveRules, caller: Caller | None, listing_id: str) -> ListingOut:

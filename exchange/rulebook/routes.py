@@ -39,6 +39,7 @@ async def apply_rules(request: Request[Any, Any, Any], exchange: NamedDependency
         caller = require(unit.caller, "operator")
         return await service.apply(
             unit.session,
+            exchange.ledger,
             await unit.rules(),
             data.files,
             reason=data.reason,

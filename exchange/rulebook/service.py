@@ -14,6 +14,7 @@ from exchange.rulebook import store
 from exchange.rulebook.load import decode_rulebook, rulebook_hash
 from exchange.rulebook.schemas import DryRunReport, RuleSetHistory, RuleSetOut
 from exchange.rulebook.store import ActiveRules
+from exchange.settlement.ledger import Ledger
 from exchange.tables import RuleSet
 
 
@@ -57,6 +58,7 @@ async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str
 
 async def apply(
     session: AsyncSession,
+    ledger: Ledger,
     active: ActiveRules,
     given: Mapping[str, str],
     *,
@@ -72,6 +74,7 @@ async def apply(
         )
     row = await store.store(
         session,
+        ledger,
         candidate_files(active, given),
         reason=reason,
         actor_id=actor_id,

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.core.errors import Conflict, NotFound
 from exchange.rulebook.load import decode_rulebook, rulebook_hash
 from exchange.rulebook.model import Rulebook
+from exchange.settlement.entries import RulesEntry
+from exchange.settlement.ledger import Ledger, millis
 from exchange.tables import RuleSet
 
 SYSTEM_ACTOR = "system"
@@ -65,16 +67,17 @@ async def active(session: AsyncSession, cache: RulebookCache, now: datetime) -> 
     return rules
 
 
-async def ensure_initial(session: AsyncSession, files: Mapping[str, str], now: datetime) -> bool:
+async def ensure_initial(session: AsyncSession, ledger: Ledger, files: Mapping[str, str], now: datetime) -> bool:
     """Store `files` as version 1 unless a rule set exists; True when it stored them."""
     if (await session.execute(sa.select(sa.func.count()).select_from(RuleSet))).scalar_one():
         return False
-    await store(session, files, reason="initial rule set", actor_id=SYSTEM_ACTOR, effective_at=now, now=now)
+    await store(session, ledger, files, reason="initial rule set", actor_id=SYSTEM_ACTOR, effective_at=now, now=now)
     return True
 
 
 async def store(
     session: AsyncSession,
+    ledger: Ledger,
     files: Mapping[str, str],
     *,
     reason: str,
@@ -83,7 +86,8 @@ async def store(
     now: datetime,
 ) -> RuleSet:
     """Validate `files` (raises RulebookInvalid naming file, key and reason) and store them as
-    the next version. Two operators applying at once: one wins, the other gets a conflict."""
+    the next version, logged in the ledger with its hash so the activation is provable later.
+    Two operators applying at once: one wins, the other gets a conflict."""
     decode_rulebook(files)
     latest = (await session.execute(sa.select(sa.func.max(RuleSet.version)))).scalar_one()
     row = RuleSet(
@@ -100,6 +104,8 @@ async def store(
         await session.flush()
     except sa.exc.IntegrityError as error:
         raise Conflict("Another rule set was applied at the same moment; try again.") from error
+    entry = RulesEntry(index=-1, at=millis(now), version=row.version, hash=row.hash, effective_at=millis(effective_at))
+    await ledger.append(session, [entry], now)
     return row
 
 

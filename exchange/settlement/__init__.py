@@ -1,0 +1,1 @@
+"""Accounts, journals, escrow, the Merkle log, proofs, verification."""
