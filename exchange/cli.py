@@ -202,6 +202,54 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_export(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.settlement import audit
+
+    path = Path(args.file)
+    size = _run(settings, lambda db: audit.export(db, Ledger(settings), path, utc_now()))
+    print(f"exported {size} entries with their heads, keys and balances to {path.resolve()}")
+    return 0
+
+
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.settlement import audit
+
+    if args.file:
+        try:
+            report = audit.verify_file(Path(args.file))
+        except (OSError, ValueError) as error:
+            print(f"cannot read {args.file}: {error}", file=sys.stderr)
+            return 2
+        source = args.file
+    else:
+        report = _run(settings, audit.verify_database)
+        source = "the database"
+    if report.ok:
+        totals = ", ".join(f"{currency} {total}" for currency, total in sorted(report.totals.items())) or "no money yet"
+        print(f"ok: {report.entries} entries and {report.heads} signed heads in {source} verify; balances replay exactly; totals: {totals}")
+        return 0
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.first_bad_index is not None:
+        print(f"FAILED: first bad entry: {report.first_bad_index}", file=sys.stderr)
+    else:
+        print(f"FAILED: {len(report.problems)} problem(s)", file=sys.stderr)
+    return 1
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    ledger = Ledger(settings)
+
+    async def work(db: Database) -> str:
+        async with db.write() as session:
+            signer = await ledger.rotate(session, utc_now())
+        return signer.key_id
+
+    key_id = _run(settings, work)
+    print(f"key {key_id} signs from now on; earlier heads stay verifiable with the keys at /v1/ledger/keys")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="exchange", description="A data exchange engine.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -244,6 +292,17 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument("--reason", required=True)
     apply.add_argument("--effective-at", help="ISO 8601 time with zone, e.g. 2026-12-01T00:00:00+08:00")
     apply.set_defaults(handler=cmd_rules_apply)
+
+    ledger = commands.add_parser("ledger", help="export and verify the signed ledger").add_subparsers(dest="action", required=True)
+    export = ledger.add_parser("export", help="write entries, heads, keys and balances as JSON lines")
+    export.add_argument("file")
+    export.set_defaults(handler=cmd_ledger_export)
+    verify = ledger.add_parser("verify", help="check an export file offline, or the database when no file is given")
+    verify.add_argument("file", nargs="?")
+    verify.set_defaults(handler=cmd_ledger_verify)
+
+    keys = commands.add_parser("keys", help="the ledger's signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("rotate", help="sign with a new key from now on").set_defaults(handler=cmd_keys_rotate)
 
     demo = commands.add_parser("demo", help="load a demo catalogue")
     demo.add_argument("--keys-file", default="var/demo-keys.json")

@@ -27,6 +27,10 @@ from exchange.settlement.ledger import Ledger, millis
 from exchange.settlement.posting import Book, Pending, PendingStatus, Phase, Refused, Transfer, TransferKind
 from exchange.tables import Account, LedgerEntry, Participant, PendingTransfer, Withdrawal
 
+# Core tables for executemany updates (the ORM's bulk update wants whole rows).
+_ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
+_PENDING: sa.Table = PendingTransfer.__table__  # type: ignore[assignment]
+
 JOURNAL_TRANSFERS_MAX = 100
 IN_CHUNK = 500
 PAGE_MAX = 200
@@ -276,9 +280,7 @@ async def _write(
         inserts.append({"id": name, "owner_id": account.owner, "kind": account.kind, "currency": account.currency, "balance": book.balances[name], "created_at": now})
     if updates:
         await session.execute(
-            sa.update(Account).where(Account.id == sa.bindparam("b_id")).values(balance=sa.bindparam("b_balance")),
-            updates,
-            execution_options={"synchronize_session": False},
+            _ACCOUNTS.update().where(_ACCOUNTS.c.id == sa.bindparam("b_id")).values(balance=sa.bindparam("b_balance")), updates
         )
     if inserts:
         await session.execute(sa.insert(Account), inserts)
@@ -307,11 +309,10 @@ async def _write(
         await session.execute(sa.insert(PendingTransfer), new_pendings)
     if changed_pendings:
         await session.execute(
-            sa.update(PendingTransfer)
-            .where(PendingTransfer.id == sa.bindparam("p_id"))
+            _PENDING.update()
+            .where(_PENDING.c.id == sa.bindparam("p_id"))
             .values(remaining=sa.bindparam("p_remaining"), status=sa.bindparam("p_status"), updated_index=sa.bindparam("p_updated")),
             [{"p_id": r["id"], "p_remaining": r["remaining"], "p_status": r["status"], "p_updated": r["updated_index"]} for r in changed_pendings],
-            execution_options={"synchronize_session": False},
         )
 
     for position, offset, count in spans:
