@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from exchange.core.canonical import canonical_bytes
 from exchange.db import Database
 from exchange.settlement import audit
 from exchange.settlement.ledger import Ledger
 from exchange.settlement.posting import Transfer, TransferKind
 from exchange.settlement.service import JournalIn, post_journals
+from exchange.settlement.signing import load_public_pem, verify_signature
+from exchange.tables import LedgerEntry, LedgerHead
 from tests.conftest import MovableClock
-from tests.harness import Api
+from tests.harness import Api, listing_body
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -159,8 +162,6 @@ async def test_heads_are_signed_every_n_entries(api: Api, clock: MovableClock) -
                     for n in range(4)
                 ], clock())
         async with db.read() as session:
-            from exchange.tables import LedgerHead
-
             sizes = list((await session.execute(sa.select(LedgerHead.size).order_by(LedgerHead.size))).scalars())
     finally:
         await db.dispose()
@@ -181,8 +182,6 @@ async def test_tampering_in_the_database_or_the_export_names_the_entry(api: Api,
         assert report.totals == {"CNY": 0} and report.entries > 40
 
         async with db.read() as session:
-            from exchange.tables import LedgerEntry
-
             target = (await session.execute(sa.select(LedgerEntry.index).where(LedgerEntry.transfer_id.like("fill-%-17")))).scalar_one()
         async with db.write() as session:
             await session.execute(sa.text('UPDATE ledger_entries SET amount = amount + 100 WHERE "index" = :i'), {"i": target})
@@ -239,9 +238,6 @@ async def test_rotated_keys_keep_old_heads_verifiable(api: Api, clock: MovableCl
 
 
 async def test_approval_issues_a_signed_certificate_in_the_log(api: Api) -> None:
-    from exchange.settlement.signing import load_public_pem, verify_signature
-    from exchange.core.canonical import canonical_bytes
-
     vendor, vendor_key = await api.participant("vendor", qualifications=["data-merchant"])
     listed = await api.listed(vendor_key)
     response = await api.request("GET", f"/v1/listings/{listed['id']}/certificate")
@@ -254,5 +250,5 @@ async def test_approval_issues_a_signed_certificate_in_the_log(api: Api) -> None
     assert verify_signature(load_public_pem(key["public_key_pem"]), canonical_bytes(content), certificate["signature"])
     entry = (await api.request("GET", "/v1/ledger/entries", vendor_key, params={"start": certificate["ledger_index"], "end": certificate["ledger_index"] + 1})).json()["entries"][0]
     assert entry["type"] == "certificate" and entry["certificate"] == content
-    draft = (await api.request("POST", "/v1/listings", vendor_key, json=__import__("tests.harness", fromlist=["listing_body"]).listing_body())).json()
+    draft = (await api.request("POST", "/v1/listings", vendor_key, json=listing_body())).json()
     assert (await api.request("GET", f"/v1/listings/{draft['id']}/certificate", vendor_key)).status_code == 404
