@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint demo clean
+.PHONY: help run test lint bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,7 +29,11 @@ test: $(VENV)/.installed-dev lint ## lint, then run the whole suite (SQLite, and
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev ## ruff: unused names, likely bugs, import order
-	$(BIN)/ruff check exchange tests migrations
+	$(BIN)/ruff check exchange tests migrations benchmarks
+
+bench: $(VENV)/.installed-dev ## print ledger and Merkle throughput (SQLite and PostgreSQL)
+	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/merkle.py
 
 demo: $(VENV)/.installed ## load the demo catalogue into the embedded database
 	$(BIN)/exchange migrate

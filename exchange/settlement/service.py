@@ -23,7 +23,7 @@ from exchange.core.ids import new_id
 from exchange.core.money import AMOUNT_MAX
 from exchange.settlement import posting
 from exchange.settlement.entries import TransferEntry, decode, transfer_entry
-from exchange.settlement.ledger import Ledger, millis
+from exchange.settlement.ledger import Appended, Ledger, millis
 from exchange.settlement.posting import Book, Pending, PendingStatus, Phase, Refused, Transfer, TransferKind
 from exchange.tables import Account, LedgerEntry, Participant, PendingTransfer, Withdrawal
 
@@ -54,6 +54,16 @@ class JournalOut(msgspec.Struct, frozen=True, kw_only=True):
     journal_id: str
     entries: list[dict[str, Any]]
     """Each ledger entry's decoded fields with its `leaf_hash` (hex) and `canonical` (base64)."""
+
+
+class Posted(msgspec.Struct, frozen=True):
+    """A journal in the log: what a batch caller gets back (decoding entries is left to `out`)."""
+
+    journal_id: str
+    appended: list[Appended]
+
+    def out(self) -> JournalOut:
+        return JournalOut(journal_id=self.journal_id, entries=[entry_out(a.index, a.leaf_hash, a.canonical) for a in self.appended])
 
 
 class DepositIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -157,11 +167,12 @@ def _as_error(refused: Refused, journal_id: str | None = None) -> TransferRefuse
     )
 
 
-async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime) -> list[JournalOut | TransferRefused]:
+async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime) -> list[Posted | TransferRefused]:
     """Apply a batch of journals; each result is the journal's entries or why it was refused."""
     await ledger.lock(session)
-    results: list[JournalOut | TransferRefused | None] = [None] * len(journals)
-    journal_ids = [journal.id or new_id("jrn") for journal in journals]
+    results: list[Posted | TransferRefused | None] = [None] * len(journals)
+    batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
+    journal_ids = [journal.id or f"{batch_id}.{position}" for position, journal in enumerate(journals)]
 
     transfer_ids = [transfer.id for journal in journals for transfer in journal.transfers]
     existing = {
@@ -229,7 +240,7 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
     if applied:
         await _write(session, ledger, journals, journal_ids, applied, book, balances, set(pendings), now, results)
     for position, journal_id in replays.items():
-        results[position] = await journal_out(session, journal_id)
+        results[position] = await posted(session, journal_id)
     assert all(result is not None for result in results)
     return results  # type: ignore[return-value]
 
@@ -316,8 +327,7 @@ async def _write(
         )
 
     for position, offset, count in spans:
-        entries = [entry_out(a.index, a.leaf_hash, a.canonical) for a in appended[offset : offset + count]]
-        results[position] = JournalOut(journal_id=journal_ids[position], entries=entries)
+        results[position] = Posted(journal_ids[position], appended[offset : offset + count])
 
 
 def _pending(row: PendingTransfer) -> Pending:
@@ -327,20 +337,20 @@ def _pending(row: PendingTransfer) -> Pending:
     )
 
 
-async def journal_out(session: AsyncSession, journal_id: str) -> JournalOut:
+async def posted(session: AsyncSession, journal_id: str) -> Posted:
     rows = (
         await session.execute(
             sa.select(LedgerEntry.index, LedgerEntry.leaf_hash, LedgerEntry.canonical).where(LedgerEntry.journal_id == journal_id).order_by(LedgerEntry.index)
         )
     ).all()
-    return JournalOut(journal_id=journal_id, entries=[entry_out(r.index, r.leaf_hash, r.canonical) for r in rows])
+    return Posted(journal_id, [Appended(r.index, r.leaf_hash, r.canonical) for r in rows])
 
 
 async def post_one(session: AsyncSession, ledger: Ledger, journal: JournalIn, now: datetime) -> JournalOut:
     [result] = await post_journals(session, ledger, [journal], now)
     if isinstance(result, TransferRefused):
         raise result
-    return result
+    return result.out()
 
 
 # ── money in and out ──
