@@ -84,3 +84,27 @@ def test_ci_fails_loudly_when_postgresql_is_required_and_absent(tmp_path: Path) 
     )
     assert result.returncode != 0
     assert "CI requires PostgreSQL" in result.stdout + result.stderr
+
+
+def test_ledger_export_verify_and_key_rotation(env: dict[str, str], tmp_path: Path) -> None:
+    import sqlite3
+
+    run("migrate", env=env)
+    run("bootstrap", env=env)  # rule set 1 is the first ledger entry
+    run("rules", "apply", str(shipped_rules_dir()), "--reason", "again", env=env)
+    key_file = tmp_path / "var" / "signing.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text() not in run("ledger", "verify", env=env).stdout + run("ledger", "verify", env=env).stderr
+    assert run("ledger", "verify", env=env).stdout.startswith("ok: 2 entries")
+
+    rotated = run("keys", "rotate", env=env)
+    assert "signs from now on" in rotated.stdout
+    export = tmp_path / "ledger.jsonl"
+    run("ledger", "export", str(export), env=env)
+    assert "ok:" in run("ledger", "verify", str(export), env=env).stdout
+
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        connection.execute("""UPDATE ledger_entries SET canonical = CAST(REPLACE(CAST(canonical AS TEXT), '"version":2', '"version":3') AS BLOB) WHERE "index" = 1""")
+    tampered = run("ledger", "verify", env=env, check=False)
+    assert tampered.returncode == 1 and "first bad entry: 1" in tampered.stderr, tampered.stderr
+    assert "ok:" in run("ledger", "verify", str(export), env=env).stdout  # the export was taken before

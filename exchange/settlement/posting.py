@@ -15,6 +15,7 @@ pending holds."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated
@@ -90,7 +91,7 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 class Movement(msgspec.Struct, frozen=True, kw_only=True):
     """Money that moved: one ledger entry. A transfer makes one, or two for a partial post
-    (the rest goes back, as transfer `<id>.rest`)."""
+    (the rest goes back, as transfer `<id>/rest`: `/` is never in a client id)."""
 
     transfer_id: str
     kind: TransferKind
@@ -141,6 +142,7 @@ class Account(msgspec.Struct, frozen=True):
         return self.owner == EXCHANGE_OWNER and self.kind in RAILS
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_account(account_id: str) -> Account | None:
     parts = account_id.split(":")
     if len(parts) != 3:
@@ -170,15 +172,14 @@ def fees(currency: str) -> str:
 
 
 def accounts_named(transfers: Iterable[Transfer]) -> set[str]:
-    """Every account a batch names directly (pending transfers add their escrow accounts)."""
+    """Every account a batch names directly, and the escrow a pending transfer holds money in."""
     names: set[str] = set()
     for transfer in transfers:
-        for name in (transfer.debit_account, transfer.credit_account):
-            if name is not None:
-                names.add(name)
-                account = parse_account(name)
-                if account is not None and transfer.phase is Phase.pending and not account.clearing:
-                    names.add(escrow(account.owner, account.currency))
+        names.update(name for name in (transfer.debit_account, transfer.credit_account) if name is not None)
+        if transfer.phase is Phase.pending and transfer.debit_account is not None:
+            account = parse_account(transfer.debit_account)
+            if account is not None and account.owner != EXCHANGE_OWNER:
+                names.add(escrow(account.owner, account.currency))
     return names
 
 
@@ -233,8 +234,9 @@ def _movements(transfer: Transfer, pendings: dict[str, Pending], undo: list[tupl
         raise Refused(transfer.id, "pending_id", "invalid_transfer", "`pending_id` is only for `post` and `void`")
     debit = _account(transfer, "debit_account", transfer.debit_account)
     credit = _account(transfer, "credit_account", transfer.credit_account)
-    if transfer.amount is None:
-        raise Refused(transfer.id, "amount", "invalid_transfer", "`amount` is required")
+    if transfer.amount is None or transfer.amount <= 0:
+        # decoding already refuses these; internal callers build Transfers directly
+        raise Refused(transfer.id, "amount", "invalid_transfer", "`amount` must be a positive integer")
     currency = transfer.currency
     if currency is None or currency != debit.currency or currency != credit.currency:
         raise Refused(transfer.id, "currency", "currency_mismatch", "`currency` must be given and match both accounts")
@@ -291,7 +293,7 @@ def _complete(transfer: Transfer, pendings: dict[str, Pending], undo: list[tuple
     pending.remaining, pending.status = 0, PendingStatus.posted
     movements = [_movement(transfer, pending.escrow, pending.credit, amount, pending.currency, pending.id)]
     if rest:
-        back = msgspec.structs.replace(transfer, id=f"{transfer.id}.rest", kind=TransferKind.release)
+        back = msgspec.structs.replace(transfer, id=f"{transfer.id}/rest", kind=TransferKind.release)
         movements.append(_movement(back, pending.escrow, pending.debit, rest, pending.currency, pending.id))
     return movements
 

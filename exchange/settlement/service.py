@@ -192,6 +192,8 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
     }
     fresh: list[int] = []
     replays: dict[int, str] = {}
+    batch_transfers: set[str] = set()
+    batch_journals: set[str] = set()
     for position, journal in enumerate(journals):
         found = [existing.get(transfer.id) for transfer in journal.transfers]
         if all(found):
@@ -205,8 +207,15 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
             results[position] = _as_error(Refused(clash, "id", "transfer_id_reused", "this transfer id was used by another transfer"))
         elif journal.id is not None and journal.id in used_journals:
             results[position] = _as_error(Refused(journal.transfers[0].id, "journal.id", "journal_id_reused", f"journal id {journal.id!r} is taken"))
+        elif clash := next((t.id for t in journal.transfers if t.id in batch_transfers), None):
+            results[position] = _as_error(Refused(clash, "id", "transfer_id_reused", "an earlier journal of this batch uses this transfer id"))
+        elif journal.id is not None and journal.id in batch_journals:
+            results[position] = _as_error(Refused(journal.transfers[0].id, "journal.id", "journal_id_reused", f"journal id {journal.id!r} is used twice"))
         else:
             fresh.append(position)
+            batch_transfers.update(t.id for t in journal.transfers)
+            if journal.id is not None:
+                batch_journals.add(journal.id)
 
     transfers = [transfer for position in fresh for transfer in journals[position].transfers]
     pending_rows = await _select_in(

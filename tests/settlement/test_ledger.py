@@ -252,3 +252,21 @@ async def test_approval_issues_a_signed_certificate_in_the_log(api: Api) -> None
     assert entry["type"] == "certificate" and entry["certificate"] == content
     draft = (await api.request("POST", "/v1/listings", vendor_key, json=listing_body())).json()
     assert (await api.request("GET", f"/v1/listings/{draft['id']}/certificate", vendor_key)).status_code == 404
+
+
+async def test_a_batch_refuses_a_transfer_id_an_earlier_journal_of_it_uses(api: Api, clock: MovableClock) -> None:
+    from exchange.core.errors import TransferRefused
+
+    def deposit(transfer_id: str, amount: int) -> JournalIn:
+        return JournalIn(transfers=[Transfer(id=transfer_id, kind=TransferKind.deposit, debit_account="exchange:bank:CNY",
+                                             credit_account="exchange:fees:CNY", amount=amount, currency="CNY")])
+
+    db = Database(api.settings)
+    try:
+        async with db.write() as session:
+            results = await post_journals(session, Ledger(api.settings), [deposit("same", 1), deposit("same", 2), deposit("other", 3)], clock())
+        assert [type(r).__name__ for r in results] == ["Posted", "TransferRefused", "Posted"]
+        assert isinstance(results[1], TransferRefused) and results[1].code == "transfer_id_reused"
+        assert (await audit.verify_database(db)).ok
+    finally:
+        await db.dispose()
