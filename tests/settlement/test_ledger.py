@@ -270,3 +270,22 @@ async def test_a_batch_refuses_a_transfer_id_an_earlier_journal_of_it_uses(api: 
         assert (await audit.verify_database(db)).ok
     finally:
         await db.dispose()
+
+
+async def test_waiting_entries_get_a_head_once_the_interval_passes(api: Api, clock: MovableClock) -> None:
+    import asyncio
+
+    buyer, _ = await api.participant("buyer")
+    before = (await api.request("GET", "/v1/ledger/head")).json()
+    deposited = await api.request("POST", "/v1/accounts/deposits", api.operator_key,
+                                  json={"participant_id": buyer, "amount": 5, "currency": "CNY", "rail": "bank", "reference": "wait-1"})
+    index = deposited.json()["entries"][0]["index"]
+    await asyncio.sleep(0.6)  # the signer wakes every quarter interval, but no time has passed on the clock
+    assert (await api.request("GET", "/v1/ledger/head")).json()["size"] == before["size"] == index
+    clock.advance(milliseconds=api.settings.ledger_head_interval_ms)
+    for _ in range(20):
+        await asyncio.sleep(0.1)
+        head = (await api.request("GET", "/v1/ledger/head")).json()
+        if head["size"] > index:
+            break
+    assert head["size"] == index + 1
