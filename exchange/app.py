@@ -20,6 +20,8 @@ from exchange import problems
 from exchange.context import Clock, Exchange, utc_now
 from exchange.listings.routes import ROUTES as LISTING_ROUTES
 from exchange.log import configure_logging, log
+from exchange.orders.routes import ROUTES as ORDER_ROUTES
+from exchange.orders.sweep import sweep
 from exchange.participants.routes import ROUTES as PARTICIPANT_ROUTES
 from exchange.rulebook import store
 from exchange.rulebook.files import read_rule_dir
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         # Waking four times per interval keeps a waiting entry's head within 1.25 intervals.
         interval = settings.ledger_head_interval_ms / 4000
 
+        ticks = [0]
+
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval)
@@ -101,6 +105,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
                             await exchange.ledger.sign_head(session, exchange.clock(), only_if_stale=True)
                 except Exception:  # keep signing later; one failure must not stop the loop
                     log.exception("ledger.head_signing_failed")
+                ticks[0] += 1
+                if ticks[0] % 4 == 0:
+                    try:
+                        done = await sweep(exchange.db, exchange.ledger, exchange.rule_cache, exchange.clock())
+                        if any(done.values()):
+                            log.info("trading.swept", **done)
+                    except Exception:
+                        log.exception("trading.sweep_failed")
 
         app.state.head_signer = asyncio.create_task(loop())
 
@@ -116,7 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES],
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES],
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],

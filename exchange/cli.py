@@ -164,7 +164,7 @@ def cmd_rules_dry_run(settings: Settings, args: argparse.Namespace) -> int:
         files = read_rule_dir(Path(args.dir))
         async with db.read() as session:
             active = await store.active(session, store.RulebookCache(), now)
-            return service.report_json(await service.dry_run(session, active, files))
+            return service.report_json(await service.dry_run(session, active, files, now))
 
     print(_run(settings, work))
     return 0
@@ -250,6 +250,36 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_entitlements_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.orders import entitlements
+
+    if args.keys:
+        try:
+            published = msgspec.json.decode(Path(args.keys).read_bytes())
+            keys = {key["key_id"]: key["public_key_pem"] for key in published["keys"]}
+        except (OSError, msgspec.DecodeError, KeyError, TypeError) as error:
+            print(f"cannot read keys from {args.keys}: {error}", file=sys.stderr)
+            return 2
+    else:
+        import sqlalchemy as sa
+
+        from exchange.tables import SigningKey
+
+        async def work(db: Database) -> dict[str, str]:
+            async with db.read() as session:
+                rows = (await session.execute(sa.select(SigningKey.key_id, SigningKey.public_key_pem))).all()
+            return {key_id: pem for key_id, pem in rows}
+
+        keys = _run(settings, work)
+    try:
+        claims = entitlements.verify(args.token, keys, audience=args.audience)
+    except entitlements.EntitlementInvalid as error:
+        print(f"invalid: {error}", file=sys.stderr)
+        return 1
+    print(msgspec.json.format(msgspec.json.encode(claims), indent=2).decode())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="exchange", description="A data exchange engine.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -303,6 +333,13 @@ def parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="the ledger's signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="sign with a new key from now on").set_defaults(handler=cmd_keys_rotate)
+
+    entitlements = commands.add_parser("entitlements", help="check entitlement tokens").add_subparsers(dest="action", required=True)
+    check = entitlements.add_parser("verify", help="verify an entitlement JWT offline; prints its claims")
+    check.add_argument("token")
+    check.add_argument("--audience", help="the vendor id the token must be for")
+    check.add_argument("--keys", help="a saved GET /v1/ledger/keys response; default: the keys in the database")
+    check.set_defaults(handler=cmd_entitlements_verify)
 
     demo = commands.add_parser("demo", help="load a demo catalogue")
     demo.add_argument("--keys-file", default="var/demo-keys.json")

@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyConflict.code: 409,
     errors.Conflict.code: 409,
     errors.TransferRefused.code: 422,
+    errors.BookHalted.code: 409,
 }
 
 # Litestar's own HTTP errors, named by status.

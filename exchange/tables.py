@@ -307,4 +307,126 @@ class Withdrawal(SQLModel, table=True):
     updated_at: datetime = _time()
 
 
+# ── Trading: books, orders, trades, auctions, contracts ─────────────────────────────────
+
+
+class Book(SQLModel, table=True):
+    """One row per listing that trades: locked by every order of the listing, so its orders are
+    serialised across server processes while other listings trade in parallel."""
+
+    __tablename__ = "books"
+
+    listing_id: str = Field(foreign_key="listings.id", primary_key=True, max_length=40)
+    status: str = Field(default="open", max_length=16)
+    """open or halted."""
+    seq: int = _big(default=0)
+    """The last order sequence number given on this listing: price-time priority uses it."""
+    halted_reason: str | None = Field(default=None, max_length=2000)
+    updated_at: datetime = _time()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.Index("ix_orders_listing_status", "listing_id", "status"),
+        sa.Index("ix_orders_participant_created", "participant_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", max_length=40)
+    revision: int
+    plan_id: str = Field(max_length=40)
+    plan_kind: str = Field(max_length=16)
+    participant_id: str = Field(foreign_key="participants.id", max_length=40)
+    side: str = Field(max_length=4)
+    type: str = Field(max_length=8)
+    price: int | None = _big(default=None)
+    """Fen per unit for limit orders and bids."""
+    quantity: int = _big()
+    remaining: int = _big()
+    time_in_force: str = Field(max_length=4)
+    purpose: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=16)
+    """open, filled, cancelled, expired, rejected, won, lost."""
+    seq: int = _big()
+    auction_id: str | None = Field(default=None, max_length=40, index=True)
+    hold_id: str | None = Field(default=None, max_length=100)
+    """The pending ledger transfer that holds the order's worst-case cost."""
+    held: int = _big(default=0)
+    rulebook_hash: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=2000)
+    """Why it was cancelled, expired or rejected."""
+    violations: list[dict[str, Any]] = _json(default_factory=list)
+    expires_at: datetime | None = _time(default=None)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class Trade(SQLModel, table=True):
+    __tablename__ = "trades"
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
+    contract_id: str = Field(max_length=40)
+    buy_order_id: str = Field(max_length=40)
+    sell_order_id: str | None = Field(default=None, max_length=40)
+    price: int = _big()
+    quantity: int = _big()
+    seq: int = _big()
+    at: datetime = _time()
+
+
+class Auction(SQLModel, table=True):
+    __tablename__ = "auctions"
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
+    plan_id: str = Field(max_length=40)
+    vendor_id: str = Field(max_length=40)
+    licences: int
+    reserve: int = _big()
+    currency: str = Field(max_length=3)
+    closes_at: datetime = _time(index=True)
+    status: str = Field(max_length=16)
+    """open, closed, cancelled."""
+    price_rule: str = Field(max_length=16)
+    price: int | None = _big(default=None)
+    rulebook_hash: str = Field(max_length=64)
+    created_at: datetime = _time()
+    closed_at: datetime | None = _time(default=None)
+
+
+class Contract(SQLModel, table=True):
+    __tablename__ = "contracts"
+    __table_args__ = (sa.Index("ix_contracts_status_confirm_by", "status", "confirm_by"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
+    buyer_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    vendor_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    order_id: str | None = Field(default=None, max_length=40)
+    plan_kind: str = Field(max_length=16)
+    amount: int = _big()
+    buyer_fee: int = _big()
+    vendor_fee: int = _big()
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=24)
+    """awaiting_delivery, disputed, settled, refunded."""
+    content: dict[str, Any] = _json()
+    """The signed terms (see `canonical`)."""
+    canonical: bytes = _bytes()
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=200)
+    pay_hold_id: str | None = Field(default=None, max_length=100)
+    fee_hold_id: str | None = Field(default=None, max_length=100)
+    confirm_by: datetime = _time()
+    dispute_reason: str | None = Field(default=None, max_length=2000)
+    certificate: dict[str, Any] | None = _json(default=None)
+    """The signed transaction certificate (交易凭证) issued at settlement."""
+    certificate_signature: str | None = Field(default=None, max_length=200)
+    certificate_index: int | None = _big(default=None)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
 metadata = SQLModel.metadata

@@ -41,6 +41,14 @@ def postgres_problem() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked postgres_only keep only their PostgreSQL variant."""
+    dropped = [item for item in items if item.get_closest_marker("postgres_only") and "[sqlite" in item.name]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if IN_CI:
         problem = postgres_problem()
@@ -80,6 +88,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "contracts",
+    "auctions",
+    "trades",
+    "orders",
+    "books",
     "withdrawals",
     "certificates",
     "signing_keys",

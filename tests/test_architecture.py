@@ -20,6 +20,10 @@ PURE = [
     ROOT / "settlement" / "entries.py",
     ROOT / "settlement" / "signing.py",
     ROOT / "settlement" / "verify.py",
+    ROOT / "orders" / "matching.py",
+    ROOT / "orders" / "auction.py",
+    ROOT / "orders" / "entitlements.py",
+    ROOT / "rulebook" / "trading.py",
 ]
 FORBIDDEN = ("sqlalchemy", "sqlmodel", "litestar", "structlog", "asyncio", "aiosqlite", "asyncpg", "httpx", "socket", "pathlib", "exchange.db", "exchange.tables", "exchange.context")
 

@@ -73,6 +73,11 @@ class Conflict(ExchangeError):
     title = "Conflicts with the current state"
 
 
+class BookHalted(ExchangeError):
+    code = "book_halted"
+    title = "Trading in this listing is halted"
+
+
 class TransferRefused(ExchangeError):
     """A transfer breaks a ledger rule; nothing of its journal was applied. `code` says which
     (insufficient_funds, transfer_id_reused, …) and `field` names the offending field."""

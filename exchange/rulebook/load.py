@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,12 +19,19 @@ from exchange.core.canonical import sha256_hex
 from exchange.core.errors import RulebookInvalid
 from exchange.listings.schemas import PLAN_KINDS
 from exchange.rulebook.model import (
+    DAY_MINUTES,
     LISTING_FIELDS,
+    OPTIONAL_RULE_FILES,
     RULE_FILE_TYPES,
     RULE_FILES,
     CatalogueRules,
+    FeeRules,
     ListingRules,
     Rulebook,
+    SessionRules,
+    TradingRules,
+    iso_date,
+    minute_of_day,
 )
 
 DOTS_PER_LINE_MAX = 32
@@ -49,8 +57,11 @@ def decode_rulebook(files: Mapping[str, str]) -> Rulebook:
     for name, (attribute, rules_type) in RULE_FILE_TYPES.items():
         text = files.get(name)
         if text is None:
-            errors.append(RuleError(name, "", "missing: every rule set has this file"))
-            continue
+            if name not in OPTIONAL_RULE_FILES:
+                errors.append(RuleError(name, "", "missing: every rule set has this file"))
+                continue
+            # Sets stored before this file existed: an empty file, so every default applies.
+            text = ""
         rules, file_errors = _decode_file(name, text, rules_type)
         errors += file_errors
         if rules is not None:
@@ -60,12 +71,23 @@ def decode_rulebook(files: Mapping[str, str]) -> Rulebook:
     # other's mistakes; checks across files need both.
     catalogue: CatalogueRules | None = decoded.get("catalogue")
     listing: ListingRules | None = decoded.get("listing")
+    trading: TradingRules | None = decoded.get("trading")
+    fees: FeeRules | None = decoded.get("fees")
     if catalogue is not None:
         errors += _check_catalogue(catalogue)
     if listing is not None:
         errors += _check_listing(listing)
         if catalogue is not None:
             errors += _check_listing_against_catalogue(listing, catalogue)
+    if trading is not None:
+        errors += _check_trading(trading)
+        # The default access entries name the shipped catalogue's codes; a set that leaves them
+        # out (one stored before trading.toml, say) may have edited those codes away, and is
+        # not refused for entries its operator never wrote: such an entry matches nothing.
+        if catalogue is not None and _gives_access(files.get("trading.toml")):
+            errors += _check_trading_against_catalogue(trading, catalogue)
+    if fees is not None:
+        errors += _check_fees(fees)
 
     if errors:
         # Grouped by file, in RULE_FILES order, then files that are not rule files.
@@ -203,6 +225,16 @@ def _duplicates(file: str, table: str, codes: list[str], field: str) -> Iterator
             first_at[code] = index
 
 
+def _repeated(file: str, key: str, values: list[str]) -> Iterator[RuleError]:
+    """Values given twice in one list of plain values (days, dates)."""
+    first_at: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in first_at:
+            yield RuleError(file, f"{key}[{index}]", f"{value!r} given twice; first at {key}[{first_at[value]}]")
+        else:
+            first_at[value] = index
+
+
 def _check_catalogue(catalogue: CatalogueRules) -> list[RuleError]:
     file = "catalogue.toml"
     return [
@@ -295,4 +327,123 @@ def _check_listing_against_catalogue(
             for position, code in enumerate(item.grades)
             if code not in grades
         ]
+    return errors
+
+
+def _gives_access(text: str | None) -> bool:
+    """Whether trading.toml, which decoded, writes `access` itself rather than defaulting it."""
+    return bool(text) and "access" in msgspec.toml.decode(text)
+
+
+def _check_trading(trading: TradingRules) -> list[RuleError]:
+    file = "trading.toml"
+    errors = _check_sessions(file, trading.sessions)
+    errors += _duplicates(file, "access", [entry.id for entry in trading.access], "id")
+    errors += [
+        RuleError(
+            file,
+            f"access[{index}]",
+            "restricts nothing: give qualifications_any, purposes_any or both",
+        )
+        for index, entry in enumerate(trading.access)
+        if not entry.qualifications_any and not entry.purposes_any
+    ]
+    return errors
+
+
+def _check_sessions(file: str, sessions: SessionRules) -> list[RuleError]:
+    errors = []
+    if not _known_time_zone(sessions.timezone):
+        errors.append(
+            RuleError(
+                file,
+                "sessions.timezone",
+                f'unknown time zone {sessions.timezone!r}; use an IANA name such as "Asia/Shanghai"',
+            )
+        )
+    errors += _repeated(file, "sessions.days", [str(day) for day in sessions.days])
+    open_, close = minute_of_day(sessions.open), minute_of_day(sessions.close)
+    if open_ is None or open_ == DAY_MINUTES:
+        errors.append(
+            RuleError(file, "sessions.open", f'{sessions.open!r} is not a time "HH:MM" from "00:00" to "23:59"')
+        )
+        open_ = None
+    if close is None or close == 0:
+        errors.append(
+            RuleError(file, "sessions.close", f'{sessions.close!r} is not a time "HH:MM" from "00:01" to "24:00"')
+        )
+    elif open_ is not None and close <= open_:
+        errors.append(
+            RuleError(
+                file,
+                "sessions.close",
+                f"{sessions.close} is not after open ({sessions.open}); a session cannot span midnight",
+            )
+        )
+    errors += [
+        RuleError(file, f"sessions.holidays[{index}]", f'{holiday!r} is not a date "YYYY-MM-DD"')
+        for index, holiday in enumerate(sessions.holidays)
+        if iso_date(holiday) is None
+    ]
+    errors += _repeated(file, "sessions.holidays", sessions.holidays)
+    return errors
+
+
+_TIME_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
+
+
+def _known_time_zone(name: str) -> bool:
+    # The name is a path into the system's time-zone database: keep it to what IANA names use.
+    if _TIME_ZONE_NAME.fullmatch(name) is None:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _check_trading_against_catalogue(trading: TradingRules, catalogue: CatalogueRules) -> list[RuleError]:
+    file = "trading.toml"
+    categories = {category.code for category in catalogue.categories}
+    grades = {grade.code for grade in catalogue.grades}
+    errors = []
+    for index, entry in enumerate(trading.access):
+        errors += [
+            RuleError(file, f"access[{index}].categories[{position}]", f"no category {code!r} in catalogue.toml")
+            for position, code in enumerate(entry.categories)
+            if code not in categories
+        ]
+        errors += [
+            RuleError(file, f"access[{index}].grades[{position}]", f"no grade {code!r} in catalogue.toml")
+            for position, code in enumerate(entry.grades)
+            if code not in grades
+        ]
+    return errors
+
+
+def _check_fees(fees: FeeRules) -> list[RuleError]:
+    file = "fees.toml"
+    errors = [
+        RuleError(
+            file,
+            f"fees[{index}].plan_kind",
+            f"unknown plan kind {schedule.plan_kind!r}; the kinds are {', '.join(PLAN_KINDS)}",
+        )
+        for index, schedule in enumerate(fees.fees)
+        if schedule.plan_kind not in PLAN_KINDS
+    ]
+    errors += _duplicates(file, "fees", [schedule.plan_kind for schedule in fees.fees], "plan_kind")
+    for index, schedule in enumerate(fees.fees):
+        for position in range(1, len(schedule.tiers)):
+            previous, tier = schedule.tiers[position - 1], schedule.tiers[position]
+            if tier.volume_from_fen <= previous.volume_from_fen:
+                errors.append(
+                    RuleError(
+                        file,
+                        f"fees[{index}].tiers[{position}].volume_from_fen",
+                        f"not above the previous tier's ({previous.volume_from_fen}); "
+                        "tiers go by increasing volume",
+                    )
+                )
     return errors

@@ -30,7 +30,7 @@ async def rules_history(request: Request[Any, Any, Any], exchange: NamedDependen
 async def dry_run_rules(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[RulesDryRunIn]) -> DryRunReport:
     async with exchange.unit(request, write=False) as unit:
         require(unit.caller, "operator", "regulator")
-        return await service.dry_run(unit.session, await unit.rules(), data.files)
+        return await service.dry_run(unit.session, await unit.rules(), data.files, unit.now)
 
 
 @put("/v1/rules", status_code=200, summary="Validate and switch to a new rule set (operator)")

@@ -49,6 +49,27 @@ class ListingImpact(Struct, frozen=True, kw_only=True):
     """The candidate set's violations this listing does not have under the active set."""
 
 
+class OrderImpact(Struct, frozen=True, kw_only=True):
+    order_id: str
+    listing_id: str
+    participant_id: str
+    side: str
+    price: int | None
+    remaining: int
+    violations: list[dict[str, Any]]
+
+
+class FeeImpact(Struct, frozen=True, kw_only=True):
+    """Fees of the last `days` days of contracts, recomputed under each rule set."""
+
+    days: int
+    contracts: int
+    buyer_fees_active: int
+    buyer_fees_candidate: int
+    vendor_fees_active: int
+    vendor_fees_candidate: int
+
+
 class DryRunReport(Struct, frozen=True, kw_only=True):
     hash: str
     """The candidate set's hash."""
@@ -56,3 +77,7 @@ class DryRunReport(Struct, frozen=True, kw_only=True):
     changed_files: list[str]
     listings: list[ListingImpact]
     """Listed or submitted listings the candidate set would newly fail."""
+    orders: list[OrderImpact]
+    """Open orders and bids the candidate set would refuse."""
+    fees: FeeImpact
+    """How the fees of recent trades would change."""

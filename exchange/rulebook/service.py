@@ -45,7 +45,9 @@ async def history(session: AsyncSession, active: ActiveRules) -> RuleSetHistory:
     return RuleSetHistory(items=[_out(row, active.version, with_files=False) for row in await store.history(session)])
 
 
-async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str, str]) -> DryRunReport:
+async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str, str], now: datetime) -> DryRunReport:
+    from exchange.orders.impact import fee_changes, newly_refused_orders
+
     files = candidate_files(active, given)
     candidate = decode_rulebook(files)  # raises RulebookInvalid naming file, key and reason
     return DryRunReport(
@@ -53,6 +55,8 @@ async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str
         active_hash=active.hash,
         changed_files=sorted(name for name, text in files.items() if active.files.get(name) != text),
         listings=await newly_failing_listings(session, active.rulebook, candidate),
+        orders=await newly_refused_orders(session, active.rulebook, candidate, now),
+        fees=await fee_changes(session, active.rulebook, candidate, now),
     )
 
 

@@ -68,7 +68,9 @@ async def active(session: AsyncSession, cache: RulebookCache, now: datetime) -> 
 
 
 async def ensure_initial(session: AsyncSession, ledger: Ledger, files: Mapping[str, str], now: datetime) -> bool:
-    """Store `files` as version 1 unless a rule set exists; True when it stored them."""
+    """Store `files` as version 1 unless a rule set exists; True when it stored them. Several
+    processes starting at once queue on the ledger's lock, so only the first one stores."""
+    await ledger.lock(session)
     if (await session.execute(sa.select(sa.func.count()).select_from(RuleSet))).scalar_one():
         return False
     await store(session, ledger, files, reason="initial rule set", actor_id=SYSTEM_ACTOR, effective_at=now, now=now)

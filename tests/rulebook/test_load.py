@@ -14,7 +14,18 @@ from hypothesis import strategies as st
 
 from exchange.core.errors import RulebookInvalid
 from exchange.rulebook.load import RuleError, decode_rulebook, format_errors, rulebook_hash
-from exchange.rulebook.model import RULE_FILES, ChecklistKind, Rulebook
+from exchange.rulebook.model import (
+    OPTIONAL_RULE_FILES,
+    RULE_FILES,
+    AuctionPriceRule,
+    ChecklistKind,
+    FeeRules,
+    Rulebook,
+    SelfTrade,
+    SettlementRules,
+    TradingRules,
+    Weekday,
+)
 
 CATALOGUE = """\
 # The catalogue of a small test exchange.
@@ -79,7 +90,76 @@ kind = "quality"
 text = "准确性 / Accuracy"
 """
 
-FILES = {"catalogue.toml": CATALOGUE, "listing.toml": LISTING}
+TRADING = """\
+[sessions]
+timezone = "Asia/Shanghai"
+days = ["mon", "tue", "wed", "thu", "fri"]
+open = "09:30"
+close = "15:00"
+holidays = ["2026-10-01"]
+
+[quota]
+price_band_bps = 1000
+tick_fen = 10
+lot = 5
+order_quantity_max = 500
+order_lifetime_days_max = 7
+self_trade = "cancel_maker"
+
+[orders]
+rate_per_minute_max = 10
+quantity_max = 3
+
+[auction]
+price_rule = "n_plus_one"
+duration_hours_max = 48
+bid_quantity_max = 2
+
+[[access]]
+id = "sensitive"
+categories = []
+grades = ["L3"]
+qualifications_any = ["sensitive-data-licensed"]
+purposes_any = ["security"]
+"""
+
+FEES = """\
+[[fees]]
+plan_kind = "fixed"
+buyer_bps = 10
+vendor_bps = 100
+minimum_fen = 50
+
+[[fees.tiers]]
+volume_from_fen = 1_000_000
+vendor_bps = 80
+
+[[fees.tiers]]
+volume_from_fen = 5_000_000
+buyer_bps = 0
+vendor_bps = 50
+
+[[fees]]
+plan_kind = "free"
+buyer_bps = 0
+vendor_bps = 0
+"""
+
+SETTLEMENT = """\
+delivery_confirm_hours = 48
+auto_confirm = false
+dispute_hours = 96
+"""
+
+FILES = {
+    "catalogue.toml": CATALOGUE,
+    "listing.toml": LISTING,
+    "trading.toml": TRADING,
+    "fees.toml": FEES,
+    "settlement.toml": SETTLEMENT,
+}
+OLD_FILES = {"catalogue.toml": CATALOGUE, "listing.toml": LISTING}
+"""A set as stored before the trading, fee and settlement files existed."""
 
 
 def edit(text: str, old: str, new: str) -> str:
@@ -116,7 +196,84 @@ def test_a_valid_set_decodes_into_typed_rules_with_lookups() -> None:
         ChecklistKind.compliance,
         ChecklistKind.quality,
     ]
-    assert RULE_FILES == ("catalogue.toml", "listing.toml")
+    assert RULE_FILES == (
+        "catalogue.toml",
+        "listing.toml",
+        "trading.toml",
+        "fees.toml",
+        "settlement.toml",
+    )
+    assert OPTIONAL_RULE_FILES == {"trading.toml", "fees.toml", "settlement.toml"}
+
+
+def test_the_trading_fee_and_settlement_files_decode_into_typed_rules() -> None:
+    rulebook = decode_rulebook(FILES)
+    sessions = rulebook.trading.sessions
+    assert (sessions.timezone, sessions.open, sessions.close) == ("Asia/Shanghai", "09:30", "15:00")
+    assert sessions.days == [Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri]
+    assert (sessions.open_minute(), sessions.close_minute()) == (570, 900)
+    assert rulebook.trading.quota.self_trade is SelfTrade.cancel_maker
+    assert rulebook.trading.auction.price_rule is AuctionPriceRule.n_plus_one
+    assert [entry.id for entry in rulebook.trading.access] == ["sensitive"]
+    fixed = rulebook.fees.schedule("fixed")
+    assert fixed is not None and [tier.vendor_bps for tier in fixed.tiers] == [80, 50]
+    assert fixed.tiers[0].buyer_bps is None  # left out: the schedule's rate
+    assert rulebook.fees.schedule("auction") is None
+    assert rulebook.settlement == SettlementRules(
+        delivery_confirm_hours=48, auto_confirm=False, dispute_hours=96
+    )
+
+
+def test_a_set_stored_before_the_trading_files_existed_decodes_with_their_defaults() -> None:
+    old = decode_rulebook(OLD_FILES)
+    assert old.catalogue == decode_rulebook(FILES).catalogue
+    assert old.trading == TradingRules() and old.fees == FeeRules()
+    assert old.settlement == SettlementRules()
+    # A missing file reads as an empty one: every default applies.
+    empty = decode_rulebook(
+        {**OLD_FILES, "trading.toml": "", "fees.toml": "", "settlement.toml": ""}
+    )
+    assert empty == old
+    # The defaults name the shipped catalogue's medical and public categories, which this
+    # catalogue lacks: entries nobody wrote are not refused, they match nothing.
+    assert {code for entry in old.trading.access for code in entry.categories} == {
+        "medical",
+        "public",
+    }
+    assert old.catalogue.category("medical") is None
+    written = decode_rulebook({**OLD_FILES, "trading.toml": "[orders]\nquantity_max = 5\n"})
+    assert written.trading.access == old.trading.access
+    assert written.trading.orders.quantity_max == 5
+    # The hash is of the files given, so a stored set keeps the hash it was stored with.
+    assert rulebook_hash(OLD_FILES) != rulebook_hash(
+        {**OLD_FILES, "settlement.toml": "auto_confirm = true\n"}
+    )
+
+
+def test_a_set_may_leave_out_any_of_the_new_files_one_at_a_time() -> None:
+    for name in ("trading.toml", "fees.toml", "settlement.toml"):
+        files = {key: text for key, text in FILES.items() if key != name}
+        rulebook = decode_rulebook(files)
+        attribute = name.removesuffix(".toml")
+        assert getattr(rulebook, attribute) == getattr(Rulebook(**_only_required()), attribute)
+
+
+def _only_required() -> dict[str, Any]:
+    whole = decode_rulebook(OLD_FILES)
+    return {"catalogue": whole.catalogue, "listing": whole.listing}
+
+
+def test_access_entries_an_operator_writes_must_name_catalogue_codes() -> None:
+    written = edit(
+        TRADING,
+        'categories = []\ngrades = ["L3"]',
+        'categories = ["medical"]\ngrades = ["L9"]',
+    )
+    errors = refusal({**FILES, "trading.toml": written})
+    assert [(error["file"], error["key"], error["reason"]) for error in errors] == [
+        ("trading.toml", "access[0].categories[0]", "no category 'medical' in catalogue.toml"),
+        ("trading.toml", "access[0].grades[0]", "no grade 'L9' in catalogue.toml"),
+    ]
 
 
 def test_defaults_apply_to_keys_an_operator_leaves_out() -> None:
@@ -286,6 +443,281 @@ def test_defaults_apply_to_keys_an_operator_leaves_out() -> None:
             r"duplicate code 'L1'; first at grades\[0\]",
             id="duplicate grade code",
         ),
+        # trading.toml
+        pytest.param(
+            "trading.toml",
+            'timezone = "Asia/Shanghai"',
+            'timezone = "Asia/Shangai"',
+            "sessions.timezone",
+            r"unknown time zone 'Asia/Shangai'; use an IANA name",
+            id="unknown time zone",
+        ),
+        pytest.param(
+            "trading.toml",
+            'timezone = "Asia/Shanghai"',
+            'timezone = "../../etc/passwd"',
+            "sessions.timezone",
+            r"unknown time zone",
+            id="time zone that is a path",
+        ),
+        pytest.param(
+            "trading.toml",
+            'close = "15:00"',
+            'close = "09:00"',
+            "sessions.close",
+            r"09:00 is not after open \(09:30\); a session cannot span midnight",
+            id="close before open",
+        ),
+        pytest.param(
+            "trading.toml",
+            'close = "15:00"',
+            'close = "09:30"',
+            "sessions.close",
+            r"not after open",
+            id="close at open",
+        ),
+        pytest.param(
+            "trading.toml",
+            'open = "09:30"',
+            'open = "9:30"',
+            "sessions.open",
+            r"'9:30' is not a time \"HH:MM\"",
+            id="bad time format",
+        ),
+        pytest.param(
+            "trading.toml",
+            'open = "09:30"',
+            'open = "24:00"',
+            "sessions.open",
+            r"from \"00:00\" to \"23:59\"",
+            id="open at the end of the day",
+        ),
+        pytest.param(
+            "trading.toml",
+            'close = "15:00"',
+            'close = "25:00"',
+            "sessions.close",
+            r"'25:00' is not a time",
+            id="hour out of range",
+        ),
+        pytest.param(
+            "trading.toml",
+            'close = "15:00"',
+            "close = 15",
+            "sessions.close",
+            r"Expected `str`, got `int`",
+            id="time not a string",
+        ),
+        pytest.param(
+            "trading.toml",
+            'days = ["mon", "tue", "wed", "thu", "fri"]',
+            'days = ["mon", "tue", "fri", "tue"]',
+            "sessions.days[3]",
+            r"'tue' given twice; first at sessions.days\[1\]",
+            id="day given twice",
+        ),
+        pytest.param(
+            "trading.toml",
+            'days = ["mon", "tue", "wed", "thu", "fri"]',
+            'days = ["mon", "Tuesday"]',
+            "sessions.days[1]",
+            r"Invalid enum value 'Tuesday'",
+            id="unknown day",
+        ),
+        pytest.param(
+            "trading.toml",
+            'holidays = ["2026-10-01"]',
+            'holidays = ["2026-10-01", "2026-02-30"]',
+            "sessions.holidays[1]",
+            r"'2026-02-30' is not a date \"YYYY-MM-DD\"",
+            id="holiday not a date",
+        ),
+        pytest.param(
+            "trading.toml",
+            'holidays = ["2026-10-01"]',
+            'holidays = ["20261001"]',
+            "sessions.holidays[0]",
+            r"is not a date",
+            id="holiday in another ISO form",
+        ),
+        pytest.param(
+            "trading.toml",
+            'self_trade = "cancel_maker"',
+            'self_trade = "cancel_both"',
+            "quota.self_trade",
+            r"Invalid enum value 'cancel_both'",
+            id="unknown self_trade",
+        ),
+        pytest.param(
+            "trading.toml",
+            'price_rule = "n_plus_one"',
+            'price_rule = "vickrey"',
+            "auction.price_rule",
+            r"Invalid enum value 'vickrey'",
+            id="unknown price_rule",
+        ),
+        pytest.param(
+            "trading.toml",
+            "price_band_bps = 1000",
+            "price_band_bps = 10001",
+            "quota.price_band_bps",
+            r"Expected `int` <= 10000",
+            id="band bps above 10000",
+        ),
+        pytest.param(
+            "trading.toml",
+            "tick_fen = 10",
+            "tick_fen = -10",
+            "quota.tick_fen",
+            r"Expected `int` >= 1",
+            id="negative tick",
+        ),
+        pytest.param(
+            "trading.toml",
+            "rate_per_minute_max = 10",
+            "rate_per_minute_max = 0",
+            "orders.rate_per_minute_max",
+            r"Expected `int` >= 1",
+            id="zero order rate",
+        ),
+        pytest.param(
+            "trading.toml",
+            "duration_hours_max = 48",
+            "duration_hours_max = -1",
+            "auction.duration_hours_max",
+            r"Expected `int` >= 1",
+            id="negative auction duration",
+        ),
+        pytest.param(
+            "trading.toml",
+            "lot = 5",
+            "lots = 5",
+            "quota.lots",
+            r"unknown key `lots` \(did you mean `lot`\?\)",
+            id="unknown trading key",
+        ),
+        pytest.param(
+            "trading.toml",
+            'qualifications_any = ["sensitive-data-licensed"]\npurposes_any = ["security"]\n',
+            "",
+            "access[0]",
+            r"restricts nothing",
+            id="access entry that restricts nothing",
+        ),
+        pytest.param(
+            "trading.toml",
+            'id = "sensitive"\n',
+            "",
+            "access[0].id",
+            r"missing key `id`",
+            id="access entry without id",
+        ),
+        pytest.param(
+            "trading.toml",
+            'purposes_any = ["security"]\n',
+            'purposes_any = ["security"]\n\n[[access]]\nid = "sensitive"\nqualifications_any = ["x"]\n',
+            "access[1].id",
+            r"duplicate id 'sensitive'; first at access\[0\]",
+            id="duplicate access id",
+        ),
+        # fees.toml
+        pytest.param(
+            "fees.toml",
+            'plan_kind = "free"',
+            'plan_kind = "fixed"',
+            "fees[1].plan_kind",
+            r"duplicate plan_kind 'fixed'; first at fees\[0\]",
+            id="duplicate plan kind",
+        ),
+        pytest.param(
+            "fees.toml",
+            'plan_kind = "free"',
+            'plan_kind = "barter"',
+            "fees[1].plan_kind",
+            r"unknown plan kind 'barter'; the kinds are fixed, free,",
+            id="unknown fee plan kind",
+        ),
+        pytest.param(
+            "fees.toml",
+            "vendor_bps = 100",
+            "vendor_bps = 10001",
+            "fees[0].vendor_bps",
+            r"Expected `int` <= 10000",
+            id="bps above 10000",
+        ),
+        pytest.param(
+            "fees.toml",
+            "buyer_bps = 10",
+            "buyer_bps = -1",
+            "fees[0].buyer_bps",
+            r"Expected `int` >= 0",
+            id="negative bps",
+        ),
+        pytest.param(
+            "fees.toml",
+            "vendor_bps = 80",
+            "vendor_bps = 20000",
+            "fees[0].tiers[0].vendor_bps",
+            r"Expected `int` <= 10000",
+            id="tier bps above 10000",
+        ),
+        pytest.param(
+            "fees.toml",
+            "minimum_fen = 50",
+            "minimum_fen = -50",
+            "fees[0].minimum_fen",
+            r"Expected `int` >= 0",
+            id="negative minimum",
+        ),
+        pytest.param(
+            "fees.toml",
+            "volume_from_fen = 5_000_000",
+            "volume_from_fen = 1_000_000",
+            "fees[0].tiers[1].volume_from_fen",
+            r"not above the previous tier's \(1000000\); tiers go by increasing volume",
+            id="tiers not increasing",
+        ),
+        pytest.param(
+            "fees.toml",
+            "volume_from_fen = 1_000_000",
+            "volume_from_fen = 0",
+            "fees[0].tiers[0].volume_from_fen",
+            r"Expected `int` >= 1",
+            id="tier from zero volume",
+        ),
+        pytest.param(
+            "fees.toml",
+            "buyer_bps = 10\n",
+            "",
+            "fees[0].buyer_bps",
+            r"missing key `buyer_bps`",
+            id="fee without buyer rate",
+        ),
+        # settlement.toml
+        pytest.param(
+            "settlement.toml",
+            "dispute_hours = 96",
+            "dispute_hours = -1",
+            "dispute_hours",
+            r"Expected `int` >= 1",
+            id="negative dispute window",
+        ),
+        pytest.param(
+            "settlement.toml",
+            "auto_confirm = false",
+            'auto_confirm = "no"',
+            "auto_confirm",
+            r"Expected `bool`, got `str`",
+            id="auto_confirm not a bool",
+        ),
+        pytest.param(
+            "settlement.toml",
+            "delivery_confirm_hours = 48",
+            "delivery_confirm_hour = 48",
+            "delivery_confirm_hour",
+            r"unknown key `delivery_confirm_hour` \(did you mean `delivery_confirm_hours`\?\)",
+            id="unknown settlement key",
+        ),
     ],
 )
 def test_a_broken_file_is_refused_naming_file_key_and_reason(
@@ -387,9 +819,7 @@ def test_hash_ignores_comments_white_space_and_key_order() -> None:
     )
     assert reordered != CATALOGUE
     assert rulebook_hash({**FILES, "catalogue.toml": reordered}) == rulebook_hash(FILES)
-    assert rulebook_hash({"listing.toml": LISTING, "catalogue.toml": CATALOGUE}) == rulebook_hash(
-        FILES
-    )
+    assert rulebook_hash(dict(reversed(FILES.items()))) == rulebook_hash(FILES)
 
 
 @pytest.mark.parametrize(

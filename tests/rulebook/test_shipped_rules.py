@@ -3,7 +3,9 @@ loader answers any mangling of them with a Rulebook or a RulebookInvalid, nothin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -16,6 +18,16 @@ from exchange.listings.schemas import PLAN_KINDS, ListingIn
 from exchange.rulebook.evaluate import VendorFacts, check_listing, checklist_for
 from exchange.rulebook.load import decode_rulebook, rulebook_hash
 from exchange.rulebook.model import RULE_FILES, Category, ChecklistKind, Rulebook
+from exchange.rulebook.trading import (
+    OrderFacts,
+    auction_price_rule,
+    check_order,
+    fee_for,
+    in_session,
+    price_band,
+    self_trade_policy,
+    settlement_windows,
+)
 from exchange.settings import shipped_rules_dir
 
 SHIPPED = {name: (shipped_rules_dir() / name).read_text(encoding="utf-8") for name in RULE_FILES}
@@ -156,6 +168,94 @@ def test_sensitive_grades_categories_and_personal_data_are_asked_more() -> None:
     for sensitive in ("medical", "biometric", "finance"):
         assert count(category=sensitive, grade="L1") > plain, sensitive
     assert count(category="transport", grade="L1", personal_data=True) > plain
+
+
+# Trading, fees and settlement
+
+def buy(**overrides: Any) -> OrderFacts:
+    facts = OrderFacts(
+        category="transport",
+        grade="L2",
+        plan_kind="fixed",
+        side="buy",
+        order_type=None,
+        price_fen=None,
+        quantity=1,
+        reference_price_fen=None,
+        buyer_qualifications=frozenset(),
+        purpose="research",
+        at=datetime(2026, 6, 3, 2, 0, tzinfo=UTC),
+        expires_at=None,
+        orders_last_minute=0,
+    )
+    return dataclasses.replace(facts, **overrides)
+
+
+def test_a_set_without_the_trading_files_means_exactly_the_shipped_files() -> None:
+    # Rule sets stored before these files existed decode with the shipped files' semantics.
+    old = decode_rulebook({name: SHIPPED[name] for name in ("catalogue.toml", "listing.toml")})
+    assert old.trading == RULEBOOK.trading
+    assert old.fees == RULEBOOK.fees
+    assert old.settlement == RULEBOOK.settlement
+    assert old == RULEBOOK
+
+
+@settings(max_examples=200)
+@given(st.datetimes(timezones=st.timezones()))
+def test_the_shipped_sessions_trade_around_the_clock(at: datetime) -> None:
+    sessions = RULEBOOK.trading.sessions
+    assert (sessions.timezone, sessions.open, sessions.close) == ("Asia/Shanghai", "00:00", "24:00")
+    assert len(sessions.days) == 7 and sessions.holidays == []
+    assert in_session(RULEBOOK, at)
+    assert check_order(RULEBOOK, buy(at=at)) == []
+
+
+def test_sensitive_medical_data_goes_to_licensed_researchers_only() -> None:
+    licensed = frozenset({"medical-licensed"})
+    medical = {"category": "medical", "grade": "L3"}
+    assert check_order(RULEBOOK, buy(**medical, buyer_qualifications=licensed)) == []
+    assert [v.rule for v in check_order(RULEBOOK, buy(**medical, buyer_qualifications=licensed, purpose="clinical-care"))] == [
+        "trading.access.medical-sensitive.purposes_any"
+    ]
+    assert [v.rule for v in check_order(RULEBOOK, buy(**medical))] == [
+        "catalogue.categories.medical.buyer_qualifications",
+        "trading.access.medical-sensitive.qualifications_any",
+    ]
+    # Less sensitive medical data: the catalogue's purposes, not the access entry's.
+    assert check_order(RULEBOOK, buy(category="medical", grade="L2", buyer_qualifications=licensed, purpose="clinical-care")) == []
+    # A vendor selling is not asked who buys.
+    assert check_order(RULEBOOK, buy(**medical, side="sell", plan_kind="quota")) == []
+
+
+def test_public_data_goes_to_public_data_operators_only() -> None:
+    assert [v.rule for v in check_order(RULEBOOK, buy(category="public", grade="L1"))] == [
+        "catalogue.categories.public.buyer_qualifications",
+        "trading.access.public-data.qualifications_any",
+    ]
+    operator = frozenset({"public-data-operator"})
+    assert check_order(RULEBOOK, buy(category="public", grade="L1", buyer_qualifications=operator)) == []
+
+
+def test_the_shipped_quota_auction_and_order_limits() -> None:
+    quota = RULEBOOK.trading.quota
+    assert (quota.price_band_bps, quota.tick_fen, quota.lot) == (2_000, 1, 1)
+    assert price_band(RULEBOOK, 10_000) == (8_000, 12_000)
+    assert self_trade_policy(RULEBOOK) == "cancel_taker"
+    assert auction_price_rule(RULEBOOK) == "nth" and RULEBOOK.trading.auction.bid_quantity_max == 1
+    assert RULEBOOK.trading.orders.rate_per_minute_max > 0
+
+
+def test_the_shipped_fees_charge_vendors_one_percent_and_half_that_above_a_monthly_volume() -> None:
+    assert {schedule.plan_kind for schedule in RULEBOOK.fees.fees} == set(PLAN_KINDS)
+    for kind in ("fixed", "subscription", "quota", "auction"):
+        assert fee_for(RULEBOOK, kind, 1_000_000, 0, 0) == (0, 10_000), kind
+        assert fee_for(RULEBOOK, kind, 1_000_000, 0, 10_000_000) == (0, 5_000), kind
+        assert fee_for(RULEBOOK, kind, 1_000, 0, 0) == (0, 100), kind  # the minimum, 1 yuan
+    assert fee_for(RULEBOOK, "free", 1_000_000, 0, 0) == (0, 0)
+
+
+def test_the_shipped_settlement_windows() -> None:
+    assert settlement_windows(RULEBOOK) == (timedelta(hours=72), True, timedelta(hours=168))
 
 
 def test_a_broken_shipped_file_is_refused_at_the_key_an_operator_edited() -> None:

@@ -1,0 +1,212 @@
+"""HTTP for orders, books, auctions and contracts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from exchange.auth import Caller, require
+from exchange.context import Exchange, IdempotencyKey, Unit
+from exchange.core.errors import Forbidden, NotFound, RuleViolated
+from exchange.orders import auctions, contracts, entitlements, service
+from exchange.orders.schemas import (
+    AuctionIn,
+    AuctionOut,
+    BookOut,
+    ContractOut,
+    ContractPage,
+    DisputeIn,
+    EntitlementOut,
+    HaltIn,
+    OrderIn,
+    OrderOut,
+    OrderPage,
+    ResolveIn,
+    TradePage,
+)
+from exchange.rulebook import trading
+
+Cursor = Annotated[str | None, QueryParameter(max_length=40)]
+Limit = Annotated[int, QueryParameter(ge=1, le=service.PAGE_MAX)]
+OrderStatus = Annotated[str | None, QueryParameter(pattern="^(open|filled|cancelled|expired|rejected|won|lost)$")]
+
+
+@post("/v1/orders", status_code=201, summary="Place an order or a bid; fills, contracts and holds follow the trading rules")
+async def place_order(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[OrderIn], idempotency_key: IdempotencyKey = None
+) -> Response[OrderOut]:
+    async def action(unit: Unit, caller: Caller) -> OrderOut:
+        return await service.place(unit.session, exchange.ledger, await unit.rules(), caller, data, unit.now)
+
+    try:
+        return await exchange.create(request, idempotency_key, action, roles=("buyer", "vendor"))
+    except RuleViolated as refused:
+        # The refusal is kept with the rules that made it, in its own transaction.
+        async with exchange.unit(request, write=True) as unit:
+            if unit.caller is not None:
+                await service.record_rejection(unit.session, unit.caller, data, refused, unit.now)
+        raise
+
+
+@get("/v1/orders", summary="Your orders (operators and regulators: all)")
+async def list_orders(
+    request: Request[Any, Any, Any],
+    exchange: NamedDependency[Exchange],
+    status: OrderStatus = None,
+    listing_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> OrderPage:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.page(unit.session, require(unit.caller), status, listing_id, cursor, limit)
+
+
+@get("/v1/orders/{order_id:str}", summary="One order with its fills and contracts")
+async def get_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.get(unit.session, require(unit.caller), order_id)
+
+
+@delete("/v1/orders/{order_id:str}", status_code=200, summary="Cancel an open order or bid: its hold goes back")
+async def cancel_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
+    async with exchange.unit(request, write=True) as unit:
+        caller = require(unit.caller, "buyer", "vendor", "operator")
+        return await service.cancel(unit.session, exchange.ledger, caller, order_id, unit.now)
+
+
+@get("/v1/listings/{listing_id:str}/book", summary="Depth of a quota book by price level (public)")
+async def listing_book(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], levels: Annotated[int, QueryParameter(ge=1, le=100)] = 10
+) -> BookOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.book_out(unit.session, await unit.rules(), listing_id, levels)
+
+
+@get("/v1/listings/{listing_id:str}/trades", summary="Recent trades of a listing (public)")
+async def listing_trades(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], limit: Limit = 50
+) -> TradePage:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.trades(unit.session, listing_id, limit)
+
+
+@post("/v1/listings/{listing_id:str}/book/halt", status_code=200, summary="Halt trading in a listing (operator)")
+async def halt_book(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[HaltIn]) -> BookOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await service.halt(unit.session, require(unit.caller), listing_id, data.reason, unit.now, halted=True)
+
+
+@post("/v1/listings/{listing_id:str}/book/resume", status_code=200, summary="Resume trading in a listing (operator)")
+async def resume_book(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str]) -> BookOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await service.halt(unit.session, require(unit.caller), listing_id, None, unit.now, halted=False)
+
+
+@post("/v1/auctions", status_code=201, summary="Open a sealed-bid auction of an auction plan (its vendor)")
+async def open_auction(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[AuctionIn], idempotency_key: IdempotencyKey = None
+) -> Response[AuctionOut]:
+    async def action(unit: Unit, caller: Caller) -> AuctionOut:
+        return await auctions.open_auction(unit.session, await unit.rules(), caller, data, unit.now)
+
+    return await exchange.create(request, idempotency_key, action, roles=("vendor",))
+
+
+@get("/v1/auctions/{auction_id:str}", summary="An auction: bids stay sealed until it closes (public)")
+async def get_auction(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], auction_id: FromPath[str]) -> AuctionOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await auctions.get(unit.session, auction_id)
+
+
+@post("/v1/auctions/{auction_id:str}/close", status_code=200, summary="Clear an auction whose close time has passed (vendor, operator)")
+async def close_auction(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], auction_id: FromPath[str]) -> AuctionOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await auctions.close(unit.session, exchange.ledger, await unit.rules(), auction_id, unit.now, require(unit.caller))
+
+
+@get("/v1/contracts", summary="Your contracts (operators and regulators: all)")
+async def list_contracts(
+    request: Request[Any, Any, Any],
+    exchange: NamedDependency[Exchange],
+    status: Annotated[str | None, QueryParameter(pattern="^(awaiting_delivery|disputed|settled|refunded)$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ContractPage:
+    async with exchange.unit(request, write=False) as unit:
+        return await contracts.page(unit.session, require(unit.caller), status, cursor, limit)
+
+
+@get("/v1/contracts/{contract_id:str}", summary="A signed contract, visible to its parties")
+async def get_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
+    async with exchange.unit(request, write=False) as unit:
+        return contracts.to_out(await contracts.load(unit.session, require(unit.caller), contract_id))
+
+
+@post("/v1/contracts/{contract_id:str}/confirm", status_code=200, summary="The buyer confirms delivery: escrow goes to the vendor, less fees")
+async def confirm_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await contracts.confirm(unit.session, exchange.ledger, require(unit.caller), contract_id, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/dispute", status_code=200, summary="Dispute a contract: its escrow is frozen until an operator resolves it")
+async def dispute_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[DisputeIn]) -> ContractOut:
+    async with exchange.unit(request, write=True) as unit:
+        window = trading.settlement_windows((await unit.rules()).rulebook)[2]
+        return await contracts.dispute(unit.session, require(unit.caller), contract_id, data.reason, window, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/resolve", status_code=200, summary="Resolve a dispute as release or refund (operator)")
+async def resolve_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[ResolveIn]) -> ContractOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await contracts.resolve(unit.session, exchange.ledger, require(unit.caller), contract_id, data.outcome, data.reason, unit.now)
+
+
+@get("/v1/contracts/{contract_id:str}/entitlement", summary="The buyer's entitlement token (EdDSA JWT) for a contract")
+async def contract_entitlement(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> EntitlementOut:
+    async with exchange.unit(request, write=False) as unit:
+        caller = require(unit.caller)
+        contract = await contracts.load(unit.session, caller, contract_id)
+        if caller.id != contract.buyer_id:
+            raise Forbidden("Only the buyer holds the entitlement.")
+        if contract.status == "refunded":
+            raise NotFound(f"Contract {contract.id} was refunded: it entitles to nothing.")
+        signer = exchange.ledger.signer()
+        issued = contract.created_at
+        expires = issued + timedelta(milliseconds=int(contract.content["valid_until"]) - int(contract.content["created_at"]))
+        scope = {
+            "plan_kind": contract.plan_kind,
+            "quantity": contract.content["quantity"],
+            "purposes": contract.content.get("licence", {}).get("purposes", []),
+            "territory": contract.content.get("licence", {}).get("territory", "CN"),
+            "purpose": contract.content.get("purpose"),
+        }
+        token = entitlements.issue(
+            signer, contract_id=contract.id, listing_id=contract.listing_id, buyer_id=contract.buyer_id, vendor_id=contract.vendor_id,
+            scope=scope, issued_at=issued, expires_at=expires,
+        )
+        return EntitlementOut(token=token, key_id=signer.key_id, expires_at=expires)
+
+
+ROUTES = [
+    place_order,
+    list_orders,
+    get_order,
+    cancel_order,
+    listing_book,
+    listing_trades,
+    halt_book,
+    resume_book,
+    open_auction,
+    get_auction,
+    close_auction,
+    list_contracts,
+    get_contract,
+    confirm_contract,
+    dispute_contract,
+    resolve_contract,
+    contract_entitlement,
+]

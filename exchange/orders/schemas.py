@@ -1,0 +1,177 @@
+"""Orders, auctions and contracts on the wire. Money is integer fen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct
+
+from exchange.core.money import AMOUNT_MAX
+
+Id = Annotated[str, Meta(min_length=1, max_length=40)]
+Quantity = Annotated[int, Meta(ge=1, le=10**9)]
+Price = Annotated[int, Meta(ge=1, le=AMOUNT_MAX)]
+Text = Annotated[str, Meta(min_length=1, max_length=2000)]
+Purpose = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class _Wire(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class OrderIn(_Wire):
+    """POST /v1/orders. `type`, `price` and `time_in_force` apply to `quota` books (and `price`
+    to auction bids); fixed, subscription and free plans fill at the listed price."""
+
+    listing_id: Id
+    plan_id: Id
+    side: Literal["buy", "sell"] = "buy"
+    quantity: Quantity = 1
+    """Licences (fixed, free, auction), periods (subscription) or units (quota)."""
+    purpose: Purpose | None = None
+    """What the buyer will use the data for; the rules may require one of a list."""
+    type: Literal["limit", "market"] = "limit"
+    price: Price | None = None
+    time_in_force: Literal["gtc", "ioc", "fok"] = "gtc"
+    expires_at: datetime | None = None
+    """When a resting `gtc` order lapses (within the rules' longest lifetime)."""
+
+
+class FillOut(Struct, frozen=True, kw_only=True):
+    price: int
+    quantity: int
+    contract_id: str
+    at: datetime
+
+
+class OrderOut(Struct, frozen=True, kw_only=True):
+    id: str
+    status: str
+    """open, filled, cancelled, expired, won, lost."""
+    listing_id: str
+    plan_id: str
+    plan_kind: str
+    participant_id: str
+    side: str
+    type: str
+    price: int | None
+    quantity: int
+    filled: int
+    remaining: int
+    time_in_force: str
+    purpose: str | None
+    held: int
+    """Fen held from the buyer's available balance for what may still fill."""
+    fills: list[FillOut]
+    contract_ids: list[str]
+    auction_id: str | None
+    reason: str | None
+    rulebook_hash: str
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(Struct, frozen=True, kw_only=True):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class Level(Struct, frozen=True, array_like=False):
+    price: int
+    quantity: int
+    orders: int
+
+
+class BookOut(Struct, frozen=True, kw_only=True):
+    listing_id: str
+    plan_id: str | None
+    status: str
+    band: tuple[int, int] | None
+    bids: list[Level]
+    asks: list[Level]
+
+
+class TradeOut(Struct, frozen=True, kw_only=True):
+    id: str
+    price: int
+    quantity: int
+    at: datetime
+
+
+class TradePage(Struct, frozen=True, kw_only=True):
+    items: list[TradeOut]
+
+
+class HaltIn(_Wire):
+    reason: Text
+
+
+class AuctionIn(_Wire):
+    listing_id: Id
+    plan_id: Id
+    closes_at: datetime
+
+
+class AuctionOut(Struct, frozen=True, kw_only=True):
+    id: str
+    listing_id: str
+    plan_id: str
+    vendor_id: str
+    licences: int
+    reserve: int
+    currency: str
+    closes_at: datetime
+    status: str
+    price_rule: str
+    bids: int
+    """How many bids there are; the bids themselves stay sealed until the close."""
+    price: int | None
+    winners: list[dict[str, Any]] | None
+    """After the close: each winning bid with its licences."""
+    rulebook_hash: str
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class ContractOut(Struct, frozen=True, kw_only=True):
+    id: str
+    status: str
+    """awaiting_delivery, disputed, settled, refunded."""
+    contract: dict[str, Any]
+    """The signed terms, decoded from `canonical`."""
+    canonical: str
+    """Base64 of the exact signed bytes."""
+    key_id: str
+    signature: str
+    """Base64 Ed25519 signature over `canonical`; keys at /v1/ledger/keys."""
+    confirm_by: datetime
+    dispute_reason: str | None
+    certificate: dict[str, Any] | None
+    """The signed transaction certificate (交易凭证), once settled."""
+    certificate_signature: str | None
+    certificate_index: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContractPage(Struct, frozen=True, kw_only=True):
+    items: list[ContractOut]
+    next_cursor: str | None
+
+
+class DisputeIn(_Wire):
+    reason: Text
+
+
+class ResolveIn(_Wire):
+    outcome: Literal["release", "refund"]
+    reason: Text
+
+
+class EntitlementOut(Struct, frozen=True, kw_only=True):
+    token: str
+    """A JWT signed with EdDSA (RFC 8037): verify it with the key named by its `kid`."""
+    key_id: str
+    expires_at: datetime

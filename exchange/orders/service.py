@@ -1,0 +1,493 @@
+"""Orders under the trading rules: fixed-price sales, quota books, sealed-bid auctions.
+
+Every order of a listing first locks the listing's `books` row, so orders of one listing are
+serialised across server processes while other listings trade in parallel; money then moves
+through the ledger, whose own lock makes a buyer's balance impossible to spend twice.
+
+Funds: a buy is accepted only when the buyer's available balance covers its worst case (price
+times quantity plus the buyer's fee); that amount is held as a pending ledger transfer. Each
+fill swaps the matching part of the hold for the contract's escrow, in one journal; cancel or
+expiry gives the rest back. The buyer's fee share of a fill never exceeds its share of what was
+held, so a resting order can always pay for its fills."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.auth import Caller
+from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
+from exchange.core.ids import new_id
+from exchange.orders import contracts, matching
+from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
+from exchange.rulebook import trading
+from exchange.rulebook.evaluate import Violation
+from exchange.rulebook.store import ActiveRules
+from exchange.settlement import posting
+from exchange.settlement.ledger import Ledger
+from exchange.settlement.posting import Phase, References, Transfer, TransferKind
+from exchange.settlement.service import JournalIn, post_one
+from exchange.tables import Book, Contract, Listing, Order, Participant, Trade
+
+PAGE_MAX = 100
+DIRECT_KINDS = ("fixed", "subscription", "free")
+EXCHANGE_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+# ── loading ──
+
+
+async def listed_plan(session: AsyncSession, listing_id: str, plan_id: str) -> tuple[Listing, dict[str, Any]]:
+    listing = await session.get(Listing, listing_id)
+    if listing is None or listing.status != "listed":
+        raise NotFound(f"No listed product {listing_id!r}.")
+    for plan in listing.content.get("plans", []):
+        if plan.get("id") == plan_id:
+            return listing, plan
+    raise InvalidInput(f"plan_id: listing {listing_id} has no plan {plan_id!r}", errors=[{"field": "plan_id", "reason": "not a plan of this listing"}])
+
+
+async def lock_book(session: AsyncSession, listing_id: str, now: datetime) -> Book:
+    """The listing's book row, locked until the transaction ends (created on first use)."""
+    dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    await session.execute(
+        insert(Book).values(listing_id=listing_id, status="open", seq=0, updated_at=now).on_conflict_do_nothing(index_elements=["listing_id"])
+    )
+    query = sa.select(Book).where(Book.listing_id == listing_id).execution_options(populate_existing=True)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one()
+
+
+def _money(plan: dict[str, Any], name: str) -> tuple[int, str]:
+    money = plan.get(name) or {}
+    return int(money.get("amount", 0)), str(money.get("currency", "CNY"))
+
+
+def reference_price(plan: dict[str, Any]) -> int | None:
+    kind = plan.get("kind")
+    if kind == "quota":
+        return _money(plan, "reference_price")[0]
+    if kind in ("fixed", "subscription"):
+        return _money(plan, "price")[0]
+    if kind == "auction":
+        return _money(plan, "reserve_price")[0]
+    return None
+
+
+def month_start(now: datetime) -> datetime:
+    """The start of the calendar month in the exchange's time zone, in UTC."""
+    local = now.astimezone(EXCHANGE_ZONE)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def monthly_volume(session: AsyncSession, participant_id: str, now: datetime) -> int:
+    """A party's trading volume this calendar month, as buyer and as vendor, for fee tiers."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(Contract.amount), 0)).where(
+        sa.or_(Contract.buyer_id == participant_id, Contract.vendor_id == participant_id),
+        Contract.created_at >= month_start(now),
+        Contract.status != "refunded",
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def fees(session: AsyncSession, rules: ActiveRules, plan_kind: str, notional: int, buyer_id: str, vendor_id: str, now: datetime) -> tuple[int, int]:
+    buyer_volume = await monthly_volume(session, buyer_id, now)
+    vendor_volume = await monthly_volume(session, vendor_id, now)
+    return trading.fee_for(rules.rulebook, plan_kind, notional, buyer_volume, vendor_volume)
+
+
+def _refuse(violations: Sequence[Violation], rules: ActiveRules) -> RuleViolated:
+    return RuleViolated(
+        "The order is refused: " + "; ".join(f"{v.rule}: {v.message}" for v in violations),
+        violations=[msgspec.to_builtins(v) for v in violations],
+        rulebook_hash=rules.hash,
+    )
+
+
+async def _check_rules(session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime) -> None:
+    recent = (
+        await session.execute(sa.select(sa.func.count()).select_from(Order).where(Order.participant_id == caller.id, Order.created_at > now - timedelta(minutes=1)))
+    ).scalar_one()
+    facts = trading.OrderFacts(
+        category=listing.category, grade=listing.grade, plan_kind=str(plan["kind"]), side=body.side,
+        order_type=body.type if plan["kind"] == "quota" else None, price_fen=body.price, quantity=body.quantity,
+        reference_price_fen=reference_price(plan), buyer_qualifications=frozenset(caller.qualifications), purpose=body.purpose,
+        at=now, expires_at=body.expires_at, orders_last_minute=int(recent),
+    )
+    violations = trading.check_order(rules.rulebook, facts)
+    if violations:
+        raise _refuse(violations, rules)
+
+
+# ── placing ──
+
+
+async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, body: OrderIn, now: datetime) -> OrderOut:
+    listing, plan = await listed_plan(session, body.listing_id, body.plan_id)
+    book = await lock_book(session, listing.id, now)
+    if book.status == "halted":
+        raise BookHalted(f"Trading in listing {listing.id} is halted: {book.halted_reason}")
+    kind = str(plan["kind"])
+    if body.side == "buy" and caller.id == listing.vendor_id:
+        raise Forbidden("A vendor cannot buy its own listing.")
+    if body.side == "sell" and (kind != "quota" or caller.id != listing.vendor_id):
+        raise Forbidden("Only the listing's vendor sells, and only units of a quota plan; other plans are sold by listing them.")
+    if body.side == "buy" and not caller.has("buyer"):
+        raise Forbidden("Buying needs the buyer role.")
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
+    await _check_rules(session, rules, caller, listing, plan, body, now)
+    book.seq += 1
+    book.updated_at = now
+    order = Order(
+        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
+        participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
+        price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
+        purpose=body.purpose, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
+        expires_at=body.expires_at, created_at=now, updated_at=now,
+    )
+    if kind in DIRECT_KINDS:
+        await _buy_direct(session, ledger, rules, listing, plan, order, now)
+    elif kind == "quota":
+        await _trade_quota(session, ledger, rules, listing, plan, order, book, now)
+    elif kind == "auction":
+        from exchange.orders import auctions
+
+        await auctions.bid(session, ledger, rules, listing, plan, order, now)
+    else:
+        raise InvalidInput(f"plan_id: {kind} plans are not traded by order", errors=[{"field": "plan_id", "reason": f"{kind} plan"}])
+    session.add(book)
+    await session.flush()
+    return await to_out(session, order)
+
+
+async def _licences_left(session: AsyncSession, listing: Listing) -> int | None:
+    limit = listing.content.get("licence", {}).get("max_licences")
+    if limit is None:
+        return None
+    sold = (
+        await session.execute(
+            sa.select(sa.func.count()).select_from(Contract).where(Contract.listing_id == listing.id, Contract.status != "refunded")
+        )
+    ).scalar_one()
+    return max(0, int(limit) - int(sold))
+
+
+async def _buy_direct(session: AsyncSession, ledger: Ledger, rules: ActiveRules, listing: Listing, plan: dict[str, Any], order: Order, now: datetime) -> None:
+    """fixed, subscription, free: a buy at the listed price fills at once while licences remain."""
+    left = await _licences_left(session, listing)
+    licences = 1 if plan["kind"] == "subscription" else order.quantity  # a subscription is one licence for `quantity` periods
+    if left is not None and licences > left:
+        raise Conflict(f"Only {left} licence(s) of listing {listing.id} remain.", remaining_licences=left)
+    unit_price, currency = _money(plan, "price") if plan["kind"] != "free" else (0, "CNY")
+    amount = unit_price * order.quantity
+    buyer_fee, vendor_fee = await fees(session, rules, str(plan["kind"]), amount, order.participant_id, listing.vendor_id, now)
+    order.price = unit_price
+    session.add(order)
+    await session.flush()
+    terms = contracts.Terms(
+        listing=listing, revision_content=listing.content, plan=plan, buyer_id=order.participant_id, vendor_id=listing.vendor_id,
+        order_id=order.id, quantity=order.quantity, unit_price=unit_price, amount=amount, buyer_fee=buyer_fee, vendor_fee=vendor_fee,
+        currency=currency, purpose=order.purpose, rules_hash=rules.hash,
+    )
+    contract, holds = await contracts.create(session, ledger, terms, confirm_window=trading.settlement_windows(rules.rulebook)[0], now=now)
+    if holds:
+        await post_one(session, ledger, JournalIn(transfers=holds), now)
+    session.add(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=order.id, price=unit_price, quantity=order.quantity, seq=order.seq, at=now))
+    order.remaining, order.status = 0, "filled"
+
+
+# ── quota books ──
+
+
+def _hold_transfer(order: Order, amount: int, currency: str, vendor_id: str) -> Transfer:
+    number = int(order.hold_id.rsplit(".", 1)[-1]) + 1 if order.hold_id else 1
+    order.hold_id = f"{order.id}.hold.{number}"
+    order.held = amount
+    return Transfer(
+        id=order.hold_id, kind=TransferKind.hold, phase=Phase.pending, debit_account=posting.available(order.participant_id, currency),
+        credit_account=posting.available(vendor_id, currency), amount=amount, currency=currency,
+        references=References(order=order.id, listing=order.listing_id),
+    )
+
+
+def _release_transfer(order: Order, why: str) -> Transfer | None:
+    if not order.hold_id or not order.held:
+        return None
+    transfer = Transfer(
+        id=f"{order.hold_id}.release", kind=TransferKind.release, phase=Phase.void, pending_id=order.hold_id,
+        references=References(order=order.id, listing=order.listing_id, note=why),
+    )
+    order.held = 0
+    return transfer
+
+
+def _engine_order(order: Order) -> matching.Order:
+    return matching.Order(
+        id=order.id, owner=order.participant_id, side=matching.Side(order.side), type=matching.OrderType(order.type),
+        price=order.price, quantity=order.quantity, time_in_force=matching.TimeInForce(order.time_in_force), seq=order.seq,
+        remaining=order.remaining,
+    )
+
+
+async def _resting(session: AsyncSession, listing_id: str, plan_id: str) -> list[Order]:
+    query = sa.select(Order).where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.status == "open", Order.auction_id.is_(None)).order_by(Order.seq)  # type: ignore[union-attr]
+    return list((await session.execute(query)).scalars())
+
+
+async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], now: datetime) -> list[Order]:
+    """Lapsed resting orders leave the book and give their holds back before anything matches."""
+    lapsed = [o for o in orders if o.expires_at is not None and o.expires_at <= now]
+    releases = [t for o in lapsed if (t := _release_transfer(o, "expired")) is not None]
+    if releases:
+        await post_one(session, ledger, JournalIn(transfers=releases), now)
+    for order in lapsed:
+        order.status, order.reason, order.updated_at = "expired", "its lifetime ended", now
+        session.add(order)
+    return [o for o in orders if o not in lapsed]
+
+
+async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules, listing: Listing, plan: dict[str, Any], order: Order, book_row: Book, now: datetime) -> None:
+    reference, currency = _money(plan, "reference_price")
+    band = trading.price_band(rules.rulebook, reference)
+    book = matching.Book(band=band, self_trade=trading.self_trade_policy(rules.rulebook))
+    resting = await _expire(session, ledger, await _resting(session, listing.id, order.plan_id), now)
+    by_id = {o.id: o for o in resting}
+    for existing in resting:
+        book.submit(_engine_order(existing))  # they do not cross: the book was at rest
+
+    if order.side == "buy":
+        worst_price = order.price if order.type == "limit" else band[1]
+        assert worst_price is not None
+        notional = worst_price * order.quantity
+        buyer_fee, _ = await fees(session, rules, "quota", notional, order.participant_id, listing.vendor_id, now)
+        session.add(order)
+        await session.flush()
+        # The worst case is held first, under the ledger's lock: a buyer who cannot pay is refused here.
+        await post_one(session, ledger, JournalIn(transfers=[_hold_transfer(order, notional + buyer_fee, currency, listing.vendor_id)]), now)
+    else:
+        session.add(order)
+        await session.flush()
+
+    try:
+        outcome = book.submit(_engine_order(order))
+    except matching.OrderRejected as rejected:
+        raise _refuse([Violation("trading.quota.price_band", f"The order is outside the price band {band[0]}–{band[1]} fen ({rejected.reason}).", "trading.toml: quota.price_band_bps")], rules) from None
+    by_id[order.id] = order
+    transfers: list[Transfer] = []
+    consumed: dict[str, int] = {}
+    for fill in outcome.fills:
+        buy = by_id[fill.taker_id if fill.side == matching.Side.buy else fill.maker_id]
+        sell = by_id[fill.maker_id if fill.side == matching.Side.buy else fill.taker_id]
+        amount = fill.price * fill.quantity
+        buy_remaining_before = buy.remaining
+        held_left = buy.held - consumed.get(buy.id, 0)
+        worst_price = buy.price if buy.type == "limit" and buy.price is not None else band[1]
+        fee_share = held_left - worst_price * buy_remaining_before
+        share = fee_share if fill.quantity == buy_remaining_before else fee_share * fill.quantity // buy_remaining_before
+        buyer_fee, vendor_fee = await fees(session, rules, "quota", amount, buy.participant_id, sell.participant_id, now)
+        buyer_fee = min(buyer_fee, max(0, share))
+        consumed[buy.id] = consumed.get(buy.id, 0) + amount + buyer_fee
+        buy.remaining -= fill.quantity
+        sell.remaining -= fill.quantity
+        terms = contracts.Terms(
+            listing=listing, revision_content=listing.content, plan=plan, buyer_id=buy.participant_id, vendor_id=sell.participant_id,
+            order_id=buy.id, quantity=fill.quantity, unit_price=fill.price, amount=amount, buyer_fee=buyer_fee, vendor_fee=vendor_fee,
+            currency=currency, purpose=buy.purpose, rules_hash=rules.hash,
+        )
+        contract, holds = await contracts.create(session, ledger, terms, confirm_window=trading.settlement_windows(rules.rulebook)[0], now=now)
+        transfers.extend(holds)
+        session.add(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=buy.id, sell_order_id=sell.id,
+                          price=fill.price, quantity=fill.quantity, seq=order.seq, at=now))
+
+    order.status = "open" if outcome.rested else ("filled" if order.remaining == 0 else "cancelled")
+    if order.status == "cancelled":
+        order.reason = {"ioc": "immediate-or-cancel remainder", "fok": "fill-or-kill could not fill completely",
+                        "market": "market order remainder", "band": "no more liquidity inside the price band",
+                        "self_trade": "it would have traded with the same participant's order"}.get(outcome.cancelled or "", outcome.cancelled)
+    for maker_id in outcome.cancelled_makers:
+        maker = by_id[maker_id]
+        maker.status, maker.reason = "cancelled", "self-trade prevention"
+
+    # Swap each touched buy hold for its contracts' escrow and, if it still rests, a smaller hold.
+    touched = {fill.taker_id for fill in outcome.fills} | {fill.maker_id for fill in outcome.fills} | set(outcome.cancelled_makers) | {order.id}
+    swaps: list[Transfer] = []
+    for order_id in sorted(touched, key=lambda i: by_id[i].seq):
+        current = by_id[order_id]
+        if current.remaining == 0 and current.status == "open":
+            current.status = "filled"
+        if current.side != "buy" or not current.hold_id or not current.held:
+            continue
+        left = current.held - consumed.get(current.id, 0)
+        if order_id not in consumed and current.status == "open":
+            continue  # untouched and still resting: its hold stays as it is
+        release = _release_transfer(current, "filled" if current.status == "filled" else (current.reason or "swapped for contracts"))
+        assert release is not None
+        swaps.append(release)
+        if current.status == "open":
+            swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
+    journal = swaps[: len(swaps)]
+    # Order matters: releases first (money back to available), then contract holds, then new holds.
+    releases = [t for t in journal if t.phase is Phase.void]
+    new_holds = [t for t in journal if t.phase is Phase.pending]
+    if releases or transfers or new_holds:
+        await post_one(session, ledger, JournalIn(transfers=[*releases, *transfers, *new_holds]), now)
+    for current in by_id.values():
+        if current.id in touched:
+            current.updated_at = now
+            session.add(current)
+
+
+# ── cancelling, reading ──
+
+
+async def _load_order(session: AsyncSession, caller: Caller, order_id: str, *, for_update: bool = False) -> Order:
+    order = await session.get(Order, order_id, with_for_update=for_update and session.bind.dialect.name == "postgresql")
+    if order is None or not (order.participant_id == caller.id or caller.has("operator", "regulator")):
+        raise NotFound(f"No order {order_id!r}.")
+    return order
+
+
+async def cancel(session: AsyncSession, ledger: Ledger, caller: Caller, order_id: str, now: datetime) -> OrderOut:
+    order = await _load_order(session, caller, order_id)
+    if not (order.participant_id == caller.id or caller.has("operator")):
+        raise Forbidden("Only its owner or an operator cancels an order.")
+    await lock_book(session, order.listing_id, now)
+    await session.refresh(order)
+    if order.status != "open":
+        raise InvalidTransition(f"Order {order.id} is {order.status}; only an open order can be cancelled.")
+    if order.auction_id is not None:
+        from exchange.orders.auctions import ensure_bids_open
+
+        await ensure_bids_open(session, order.auction_id, now)
+    release = _release_transfer(order, "cancelled")
+    if release is not None:
+        await post_one(session, ledger, JournalIn(transfers=[release]), now)
+    order.status = "cancelled"
+    order.reason = "cancelled by its owner" if order.participant_id == caller.id else f"cancelled by operator {caller.id}"
+    order.updated_at = now
+    session.add(order)
+    await session.flush()
+    return await to_out(session, order)
+
+
+async def to_out(session: AsyncSession, order: Order) -> OrderOut:
+    side_column = Trade.buy_order_id if order.side == "buy" else Trade.sell_order_id
+    trades = list((await session.execute(sa.select(Trade).where(side_column == order.id).order_by(Trade.seq, Trade.id))).scalars())
+    fills = [FillOut(price=t.price, quantity=t.quantity, contract_id=t.contract_id, at=t.at) for t in trades]
+    return OrderOut(
+        id=order.id, status=order.status, listing_id=order.listing_id, plan_id=order.plan_id, plan_kind=order.plan_kind,
+        participant_id=order.participant_id, side=order.side, type=order.type, price=order.price, quantity=order.quantity,
+        filled=order.quantity - order.remaining if order.status != "lost" else 0, remaining=order.remaining,
+        time_in_force=order.time_in_force, purpose=order.purpose, held=order.held, fills=fills,
+        contract_ids=[f.contract_id for f in fills], auction_id=order.auction_id, reason=order.reason,
+        rulebook_hash=order.rulebook_hash, expires_at=order.expires_at, created_at=order.created_at, updated_at=order.updated_at,
+    )
+
+
+async def get(session: AsyncSession, caller: Caller, order_id: str) -> OrderOut:
+    return await to_out(session, await _load_order(session, caller, order_id))
+
+
+async def page(session: AsyncSession, caller: Caller, status: str | None, listing_id: str | None, cursor: str | None, limit: int) -> OrderPage:
+    query = sa.select(Order).order_by(Order.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    if not caller.has("operator", "regulator"):
+        query = query.where(Order.participant_id == caller.id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if listing_id is not None:
+        query = query.where(Order.listing_id == listing_id)
+    if cursor is not None:
+        query = query.where(Order.id < cursor)
+    rows = list((await session.execute(query)).scalars())
+    items = rows[:limit]
+    return OrderPage(items=[await to_out(session, o) for o in items], next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+async def record_rejection(session: AsyncSession, caller: Caller, body: OrderIn, error: RuleViolated, now: datetime) -> None:
+    """Refused orders are kept too, with the rule-set hash and the rules that refused them."""
+    listing = await session.get(Listing, body.listing_id)
+    if listing is None:
+        return
+    plan = next((p for p in listing.content.get("plans", []) if p.get("id") == body.plan_id), {})
+    session.add(Order(
+        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=str(plan.get("kind", "")),
+        participant_id=caller.id, side=body.side, type=body.type, price=body.price, quantity=body.quantity, remaining=body.quantity,
+        time_in_force=body.time_in_force, purpose=body.purpose, status="rejected", seq=0,
+        rulebook_hash=str(error.extensions.get("rulebook_hash", "")), reason=error.detail[:2000],
+        violations=list(error.extensions.get("violations", [])), expires_at=body.expires_at, created_at=now, updated_at=now,
+    ))
+
+
+async def book_out(session: AsyncSession, rules: ActiveRules, listing_id: str, levels: int) -> BookOut:
+    listing = await session.get(Listing, listing_id)
+    if listing is None or listing.status != "listed":
+        raise NotFound(f"No listed product {listing_id!r}.")
+    plan = next((p for p in listing.content.get("plans", []) if p.get("kind") == "quota"), None)
+    row = await session.get(Book, listing_id)
+    status = row.status if row is not None else "open"
+    if plan is None:
+        return BookOut(listing_id=listing_id, plan_id=None, status=status, band=None, bids=[], asks=[])
+    band = trading.price_band(rules.rulebook, _money(plan, "reference_price")[0])
+    book = matching.Book(band=None, self_trade="allow")
+    for order in await _resting(session, listing_id, plan["id"]):
+        book.submit(_engine_order(order))
+    depth = book.depth(levels)
+    return BookOut(
+        listing_id=listing_id, plan_id=plan["id"], status=status, band=band,
+        bids=[Level(*level) for level in depth["bids"]], asks=[Level(*level) for level in depth["asks"]],
+    )
+
+
+async def trades(session: AsyncSession, listing_id: str, limit: int) -> TradePage:
+    listing = await session.get(Listing, listing_id)
+    if listing is None or listing.status != "listed":
+        raise NotFound(f"No listed product {listing_id!r}.")
+    query = sa.select(Trade).where(Trade.listing_id == listing_id).order_by(Trade.seq.desc(), Trade.id.desc()).limit(limit)  # type: ignore[attr-defined]
+    return TradePage(items=[TradeOut(id=t.id, price=t.price, quantity=t.quantity, at=t.at) for t in (await session.execute(query)).scalars()])
+
+
+async def halt(session: AsyncSession, caller: Caller, listing_id: str, reason: str | None, now: datetime, *, halted: bool) -> BookOut:
+    if not caller.has("operator"):
+        raise Forbidden("Only an operator halts or resumes trading.")
+    listing = await session.get(Listing, listing_id)
+    if listing is None:
+        raise NotFound(f"No listing {listing_id!r}.")
+    book = await lock_book(session, listing_id, now)
+    book.status, book.halted_reason, book.updated_at = ("halted", reason, now) if halted else ("open", None, now)
+    session.add(book)
+    await session.flush()
+    return BookOut(listing_id=listing_id, plan_id=None, status=book.status, band=None, bids=[], asks=[])
+
+
+async def participant(session: AsyncSession, participant_id: str) -> Participant | None:
+    return await session.get(Participant, participant_id)
+
+
+async def expire_due(session: AsyncSession, ledger: Ledger, now: datetime, limit: int = 200) -> int:
+    """Resting orders past their lifetime give their holds back (books also do this when they
+    next match, so a late sweep changes nothing but how soon the money is free)."""
+    listing_ids = list(
+        (await session.execute(
+            sa.select(Order.listing_id).where(Order.status == "open", Order.auction_id.is_(None), Order.expires_at <= now).distinct().limit(limit)  # type: ignore[union-attr, operator]
+        )).scalars()
+    )
+    expired = 0
+    for listing_id in listing_ids:
+        await lock_book(session, listing_id, now)
+        query = sa.select(Order).where(Order.listing_id == listing_id, Order.status == "open", Order.auction_id.is_(None)).execution_options(populate_existing=True)  # type: ignore[union-attr]
+        orders = list((await session.execute(query)).scalars())
+        left = await _expire(session, ledger, orders, now)
+        expired += len(orders) - len(left)
+    return expired
