@@ -54,7 +54,6 @@ _BUY, _SELL = Side.buy, Side.sell
 _LIMIT, _MARKET = OrderType.limit, OrderType.market
 _GTC, _IOC, _FOK = TimeInForce.gtc, TimeInForce.ioc, TimeInForce.fok
 _NO_LIMIT = 1 << 62  # a key beyond any price: market orders without a band cross everything
-_BLOCKED = _NO_LIMIT  # "self-trade prevention stops here", from the FOK check; no real need is this large
 
 
 class OrderRejected(ValueError):
@@ -316,17 +315,17 @@ class Book:
         if not heap or heap[0] > limit_key:
             return False
         # The best level first: it settles most FOK orders without sorting the other levels.
-        need = self._unmet(levels[heap[0]], need, owner)
-        if need <= 0 or need == _BLOCKED:
-            return need <= 0
-        for key in sorted(key for key in levels if key <= limit_key)[1:]:
-            need = self._unmet(levels[key], need, owner)
-            if need <= 0 or need == _BLOCKED:
-                return need <= 0
+        unmet = self._unmet(levels[heap[0]], need, owner)
+        if unmet is None or unmet <= 0:
+            return unmet is not None
+        for key in sorted(key for key in levels if key <= limit_key)[1:]:  # [0] is the best level, done
+            unmet = self._unmet(levels[key], unmet, owner)
+            if unmet is None or unmet <= 0:
+                return unmet is not None
         return False
 
-    def _unmet(self, level: _Level, need: int, owner: str) -> int:
-        """What is left of `need` after this level; _BLOCKED when an own order stops the taker."""
+    def _unmet(self, level: _Level, need: int, owner: str) -> int | None:
+        """What is left of `need` after this level; None when an own order stops the taker."""
         self_trade = self._self_trade
         if self_trade == ALLOW:
             return need - level.quantity
@@ -336,7 +335,7 @@ class Book:
                 continue
             if maker.owner == owner:
                 if self_trade == CANCEL_TAKER:
-                    return _BLOCKED
+                    return None
                 continue  # cancel_maker: it would be removed, not traded with
             need -= maker.remaining
             if need <= 0:

@@ -148,6 +148,10 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
     await _check_rules(session, rules, caller, listing, plan, body, now)
+    expires_at = body.expires_at
+    if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
+        # A resting order lives at most as long as the rules allow, whether or not it says so.
+        expires_at = now + timedelta(days=rules.rulebook.trading.quota.order_lifetime_days_max)
     book.seq += 1
     book.updated_at = now
     order = Order(
@@ -155,7 +159,7 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
         price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
         purpose=body.purpose, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
-        expires_at=body.expires_at, created_at=now, updated_at=now,
+        expires_at=expires_at, created_at=now, updated_at=now,
     )
     if kind in DIRECT_KINDS:
         await _buy_direct(session, ledger, rules, listing, plan, order, now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jwt
 import pytest
@@ -291,3 +292,28 @@ async def test_dry_run_reports_open_orders_refused_and_fee_changes(market: Marke
     assert body["orders"][0]["violations"][0]["rule"] == "trading.quota.price_band"
     assert body["fees"]["contracts"] == 1
     assert body["fees"]["vendor_fees_candidate"] == 2 * body["fees"]["vendor_fees_active"] > 0
+
+
+async def test_sessions_and_roles_govern_who_trades_when(market: Market, api: Api, clock: MovableClock) -> None:
+    from exchange.settings import shipped_rules_dir
+
+    listing = await market.listing({"kind": "quota", "unit": "1 GB", "reference_price": money(10_000)})
+    _, buyer = await market.buyer(1_000_000)
+    resting = (await market.order(buyer, listing, quantity=1, price=9_000)).json()
+    assert resting["expires_at"] is not None  # a resting order lives at most the rules' longest lifetime
+
+    regulator = (await api.participant("regulator"))[1]
+    assert (await api.request("GET", f"/v1/orders/{resting['id']}", regulator)).status_code == 200
+    assert (await market.order(regulator, listing, quantity=1, price=9_000)).status_code == 403
+    other_buyer = (await market.buyer())[1]
+    assert (await api.request("GET", f"/v1/orders/{resting['id']}", other_buyer)).status_code == 404
+    assert (await api.request("DELETE", f"/v1/orders/{resting['id']}", other_buyer)).status_code == 404
+
+    today = clock().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    trading_toml = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("holidays = []", f'holidays = ["{today}"]')
+    applied = await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading_toml}, "reason": "public holiday"})
+    assert applied.status_code == 200, applied.text
+    refused = await market.order(buyer, listing, quantity=1, price=9_000)
+    assert refused.status_code == 422 and refused.json()["violations"][0]["rule"] == "trading.sessions.holidays"
+    clock.advance(days=1)
+    assert (await market.order(buyer, listing, quantity=1, price=9_000)).status_code == 201

@@ -115,7 +115,7 @@ async def test_crossing_orders_on_two_servers_never_overfill_or_double_spend(ser
     trades = (await b.get(f"/v1/listings/{listing['id']}/trades", params={"limit": 100})).json()["items"]
     assert sum(t["quantity"] for t in trades) == UNITS_ON_SALE
 
-    for buyer_id, key in buyers:
+    for _, key in buyers:
         balance = (await a.get("/v1/accounts/me", headers=auth(key))).json()["balances"][0]
         assert balance["available"] >= 0 and balance["available"] + balance["escrow"] == deposit
 
