@@ -312,7 +312,7 @@ class Book:
         """Whether `need` units would fill now, walking makers in the order matching would."""
         levels = opposite.levels
         heap = opposite.heap
-        if not heap or heap[0] > limit_key:
+        if not heap:
             return False
         # The best level first: it settles most FOK orders without sorting the other levels.
         unmet = self._unmet(levels[heap[0]], need, owner)
