@@ -14,7 +14,7 @@ a price, and every trade happens at the maker's price. What is left of the taker
 
 The book keeps, per side, a heap of price keys and a dict key -> level (a deque of orders in
 arrival order). Cancels are O(1): the order leaves the id index at once and its deque slot is
-dropped lazily when it reaches the front (or when dead slots outnumber live ones).
+dropped lazily: when it reaches the front, or when a level's dead slots outnumber its live ones.
 `submit` takes ownership of the order object and updates its `remaining`; submit a new Order
 rather than re-submitting one the book has held. Same calls in the same order, same outcomes.
 """
@@ -178,6 +178,9 @@ class Book:
         self._band = _check_band(band)
 
     def submit(self, order: Order) -> Outcome:
+        """Match `order` and rest or cancel what is left. Only `order.remaining` trades, so a
+        partly filled order from `resting()` can be submitted again to rebuild a book (in seq
+        order). Raises OrderRejected, with nothing changed, for an invalid order."""
         side = order.side
         if side == _BUY:
             own, opposite = self._bids, self._asks
@@ -312,7 +315,7 @@ class Book:
         """Whether `need` units would fill now, walking makers in the order matching would."""
         levels = opposite.levels
         heap = opposite.heap
-        if not heap:
+        if not heap or heap[0] > limit_key:
             return False
         # The best level first: it settles most FOK orders without sorting the other levels.
         unmet = self._unmet(levels[heap[0]], need, owner)

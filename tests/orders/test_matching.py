@@ -105,6 +105,13 @@ def test_fok_that_cannot_fill_completely_does_nothing() -> None:
     assert [(order.id, order.remaining) for order in book.resting()] == before
 
 
+def test_fok_ignores_liquidity_beyond_its_limit() -> None:
+    book = book_with(limit("s", "sell", 101, 10))
+    assert book.submit(limit("b", "buy", 100, 5, tif="fok")).cancelled == "fok"
+    assert book.submit(limit("s2", "sell", 102, 5, tif="fok")).cancelled == "fok"  # no bids at all
+    assert book.depth() == {"bids": [], "asks": [(101, 10, 1)]}
+
+
 def test_fok_fills_completely_across_levels() -> None:
     book = book_with(limit("s1", "sell", 100, 3), limit("s2", "sell", 101, 3))
     outcome = book.submit(limit("b", "buy", 101, 6, tif="fok"))
@@ -234,6 +241,14 @@ def test_self_trade_cancel_maker_removes_own_orders_and_keeps_matching() -> None
     assert (outcome.remaining, outcome.cancelled) == (0, None)
     assert [(order.id, order.remaining) for order in book.resting()] == [("behind", 3)]
     assert book.depth() == {"bids": [], "asks": [(102, 3, 1)]}
+
+
+def test_self_trade_cancel_maker_inside_a_level_keeps_its_totals() -> None:
+    book = book_with(limit("mine", "sell", 100, 2, owner="ann"), limit("other", "sell", 100, 2, owner="bob"),
+                     limit("tail", "sell", 100, 3, owner="dan"), self_trade="cancel_maker")
+    outcome = book.submit(limit("b", "buy", 100, 3, owner="ann", tif="ioc"))
+    assert (trades(outcome), outcome.cancelled_makers) == ([("other", 100, 2), ("tail", 100, 1)], ["mine"])
+    assert book.depth()["asks"] == [(100, 2, 1)]
 
 
 def test_self_trade_allow_trades_with_own_orders() -> None:
