@@ -31,9 +31,10 @@ test: $(VENV)/.installed-dev lint ## lint, then run the whole suite (SQLite, and
 lint: $(VENV)/.installed-dev ## ruff: unused names, likely bugs, import order
 	$(BIN)/ruff check exchange tests migrations benchmarks
 
-bench: $(VENV)/.installed-dev ## print ledger and Merkle throughput (SQLite and PostgreSQL)
+bench: $(VENV)/.installed-dev ## print ledger, Merkle and matching throughput (SQLite and PostgreSQL)
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/merkle.py
+	$(BIN)/python benchmarks/matching.py
 
 demo: $(VENV)/.installed ## load the demo catalogue into the embedded database
 	$(BIN)/exchange migrate
