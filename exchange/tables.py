@@ -425,8 +425,29 @@ class Contract(SQLModel, table=True):
     """The signed transaction certificate (交易凭证) issued at settlement."""
     certificate_signature: str | None = Field(default=None, max_length=200)
     certificate_index: int | None = _big(default=None)
+    lifecycle: str = Field(default="active", max_length=16, sa_column_kwargs={"server_default": "active"})
+    """active, expired, terminated or amended (superseded by an amendment)."""
+    valid_until: datetime | None = _time(default=None, index=True)
+    ended_at: datetime | None = _time(default=None)
+    end_reason: str | None = Field(default=None, max_length=2000)
+    amends: str | None = Field(default=None, max_length=40)
+    """The contract this one amends."""
     created_at: datetime = _time()
     updated_at: datetime = _time()
+
+
+class Notice(SQLModel, table=True):
+    """A vendor's notice to the holders of a listing's contracts (schema change, delay, withdrawal)."""
+
+    __tablename__ = "notices"
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
+    vendor_id: str = Field(foreign_key="participants.id", max_length=40)
+    kind: str = Field(max_length=16)
+    message: str = Field(max_length=5000)
+    effective_at: datetime | None = _time(default=None)
+    created_at: datetime = _time()
 
 
 metadata = SQLModel.metadata

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -84,6 +84,8 @@ class Licence(_Wire, kw_only=True):
     exclusive: bool = False
     max_licences: Count | None = None
     """How many licences may be sold in all; None is unlimited."""
+    termination: Literal["either_party", "buyer_only", "none"] = "either_party"
+    """Who may end a contract before it expires (operators always may)."""
 
 
 class Tier(_Wire, kw_only=True):

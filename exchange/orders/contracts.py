@@ -9,7 +9,7 @@ logged. A dispute freezes the holds until an operator releases or refunds them."
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,8 @@ from exchange.auth import Caller
 from exchange.core.canonical import canonical_bytes, sha256_hex
 from exchange.core.errors import Forbidden, InvalidTransition, NotFound
 from exchange.core.ids import new_id
-from exchange.orders.schemas import ContractOut, ContractPage
+from exchange.orders.schemas import ContractOut, ContractPage, EntitlementOut
+from exchange.rulebook.store import ActiveRules
 from exchange.settlement import posting
 from exchange.settlement.entries import CertificateEntry
 from exchange.settlement.ledger import Ledger, millis
@@ -115,7 +116,7 @@ async def create(session: AsyncSession, ledger: Ledger, terms: Terms, *, confirm
         currency=terms.currency, status="awaiting_delivery", content=content, canonical=canonical, key_id=signer.key_id,
         signature=signer.sign(canonical), pay_hold_id=f"{contract_id}.pay" if terms.amount else None,
         fee_hold_id=f"{contract_id}.buyer-fee" if terms.buyer_fee else None, confirm_by=now + confirm_window,
-        created_at=now, updated_at=now,
+        lifecycle="active", valid_until=now + timedelta(days=valid_days), created_at=now, updated_at=now,
     )
     session.add(contract)
     return contract, holds
@@ -126,8 +127,84 @@ def to_out(contract: Contract) -> ContractOut:
         id=contract.id, status=contract.status, contract=contract.content, canonical=base64.b64encode(contract.canonical).decode(),
         key_id=contract.key_id, signature=contract.signature, confirm_by=contract.confirm_by, dispute_reason=contract.dispute_reason,
         certificate=contract.certificate, certificate_signature=contract.certificate_signature,
-        certificate_index=contract.certificate_index, created_at=contract.created_at, updated_at=contract.updated_at,
+        certificate_index=contract.certificate_index, lifecycle=contract.lifecycle, valid_until=valid_until(contract),
+        ended_at=contract.ended_at, end_reason=contract.end_reason, amends=contract.amends,
+        created_at=contract.created_at, updated_at=contract.updated_at,
     )
+
+
+def valid_until(contract: Contract) -> datetime:
+    if contract.valid_until is not None:
+        return contract.valid_until
+    return datetime.fromtimestamp(int(contract.content["valid_until"]) / 1000, UTC)
+
+
+def _end(contract: Contract, lifecycle: str, reason: str, now: datetime) -> None:
+    contract.lifecycle, contract.ended_at, contract.end_reason, contract.updated_at = lifecycle, now, reason, now
+
+
+def _lapse_if_due(contract: Contract, now: datetime) -> None:
+    """A contract past its term is expired whether or not the sweep has been by yet."""
+    if contract.lifecycle == "active" and valid_until(contract) <= now:
+        _end(contract, "expired", "its term ended", valid_until(contract))
+
+
+async def terminate(session: AsyncSession, ledger: Ledger, caller: Caller, contract_id: str, reason: str, now: datetime) -> ContractOut:
+    """End a contract early where its licence allows (operators always may). Money still in
+    escrow goes back to the buyer: what was never delivered is not paid for."""
+    contract = await load(session, caller, contract_id, for_update=True)
+    _lapse_if_due(contract, now)
+    if contract.lifecycle != "active":
+        raise InvalidTransition(f"Contract {contract.id} is {contract.lifecycle}; only an active contract can be terminated.")
+    allowed = str(contract.content.get("licence", {}).get("termination", "either_party"))
+    may = caller.has("operator") or (caller.id == contract.buyer_id and allowed in ("either_party", "buyer_only")) or (
+        caller.id == contract.vendor_id and allowed == "either_party"
+    )
+    if not may:
+        raise Forbidden(f"The licence allows termination by: {allowed.replace('_', ' ')} (and operators).")
+    if contract.status in ("awaiting_delivery", "disputed"):
+        await refund(session, ledger, contract, now, reason=f"terminated before settlement: {reason}")
+    _end(contract, "terminated", f"terminated by {caller.id}: {reason}", now)
+    session.add(contract)
+    await session.flush()
+    return to_out(contract)
+
+
+async def token(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, contract_id: str, now: datetime) -> EntitlementOut:
+    """A fresh short-lived entitlement token for the buyer of an active contract."""
+    from exchange.orders import entitlements
+
+    contract = await load(session, caller, contract_id)
+    if caller.id != contract.buyer_id:
+        raise Forbidden("Only the buyer holds the entitlement.")
+    _lapse_if_due(contract, now)
+    if contract.lifecycle != "active" or contract.status == "refunded":
+        state = contract.lifecycle if contract.lifecycle != "active" else contract.status
+        raise InvalidTransition(f"Contract {contract.id} is {state}: no token is issued for it.")
+    signer = await ledger.active_signer(session, now)
+    expires = min(valid_until(contract), now + timedelta(minutes=rules.rulebook.settlement.entitlement_token_minutes))
+    licence = contract.content.get("licence", {})
+    scope = {
+        "plan_kind": contract.plan_kind,
+        "quantity": contract.content["quantity"],
+        "purposes": licence.get("purposes", []),
+        "territory": licence.get("territory", "CN"),
+        "purpose": contract.content.get("purpose"),
+    }
+    jwt = entitlements.issue(
+        signer, contract_id=contract.id, listing_id=contract.listing_id, buyer_id=contract.buyer_id, vendor_id=contract.vendor_id,
+        scope=scope, issued_at=now, expires_at=expires,
+    )
+    return EntitlementOut(token=jwt, key_id=signer.key_id, expires_at=expires)
+
+
+async def expire_due(session: AsyncSession, now: datetime, limit: int = 500) -> int:
+    query = sa.select(Contract).where(Contract.lifecycle == "active", Contract.valid_until <= now).limit(limit)  # type: ignore[operator]
+    due = list((await session.execute(query)).scalars())
+    for contract in due:
+        _lapse_if_due(contract, now)
+        session.add(contract)
+    return len(due)
 
 
 def _sees(caller: Caller, contract: Contract) -> bool:

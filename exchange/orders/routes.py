@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
@@ -11,8 +10,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
-from exchange.core.errors import Forbidden, NotFound, RuleViolated
-from exchange.orders import auctions, contracts, entitlements, service
+from exchange.core.errors import RuleViolated
+from exchange.orders import auctions, contracts, notices, service
 from exchange.orders.schemas import (
     AuctionIn,
     AuctionOut,
@@ -22,10 +21,14 @@ from exchange.orders.schemas import (
     DisputeIn,
     EntitlementOut,
     HaltIn,
+    NoticeIn,
+    NoticeOut,
+    NoticePage,
     OrderIn,
     OrderOut,
     OrderPage,
     ResolveIn,
+    TerminateIn,
     TradePage,
 )
 from exchange.rulebook import trading
@@ -165,30 +168,44 @@ async def resolve_contract(request: Request[Any, Any, Any], exchange: NamedDepen
         return await contracts.resolve(unit.session, exchange.ledger, require(unit.caller), contract_id, data.outcome, data.reason, unit.now)
 
 
-@get("/v1/contracts/{contract_id:str}/entitlement", summary="The buyer's entitlement token (EdDSA JWT) for a contract")
+@post("/v1/contracts/{contract_id:str}/token", status_code=200, summary="A fresh short-lived entitlement token (EdDSA JWT) for the buyer")
+async def refresh_token(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> EntitlementOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await contracts.token(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), contract_id, unit.now)
+
+
+@get("/v1/contracts/{contract_id:str}/entitlement", summary="The buyer's entitlement token; the same as POST …/token")
 async def contract_entitlement(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> EntitlementOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await contracts.token(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), contract_id, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/terminate", status_code=200, summary="End a contract early where its licence allows (operators always)")
+async def terminate_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[TerminateIn]) -> ContractOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await contracts.terminate(unit.session, exchange.ledger, require(unit.caller), contract_id, data.reason, unit.now)
+
+
+@post("/v1/listings/{listing_id:str}/notices", status_code=201, summary="Notify the holders of a listing's contracts (its vendor)")
+async def post_notice(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[NoticeIn], idempotency_key: IdempotencyKey = None
+) -> Response[NoticeOut]:
+    async def action(unit: Unit, caller: Caller) -> NoticeOut:
+        return await notices.post(unit.session, caller, listing_id, data, unit.now)
+
+    return await exchange.create(request, idempotency_key, action, roles=("vendor",))
+
+
+@get("/v1/listings/{listing_id:str}/notices", summary="A listing's notices (its holders, vendor, operators, regulators)")
+async def listing_notices(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str]) -> NoticePage:
     async with exchange.unit(request, write=False) as unit:
-        caller = require(unit.caller)
-        contract = await contracts.load(unit.session, caller, contract_id)
-        if caller.id != contract.buyer_id:
-            raise Forbidden("Only the buyer holds the entitlement.")
-        if contract.status == "refunded":
-            raise NotFound(f"Contract {contract.id} was refunded: it entitles to nothing.")
-        signer = exchange.ledger.signer()
-        issued = contract.created_at
-        expires = issued + timedelta(milliseconds=int(contract.content["valid_until"]) - int(contract.content["created_at"]))
-        scope = {
-            "plan_kind": contract.plan_kind,
-            "quantity": contract.content["quantity"],
-            "purposes": contract.content.get("licence", {}).get("purposes", []),
-            "territory": contract.content.get("licence", {}).get("territory", "CN"),
-            "purpose": contract.content.get("purpose"),
-        }
-        token = entitlements.issue(
-            signer, contract_id=contract.id, listing_id=contract.listing_id, buyer_id=contract.buyer_id, vendor_id=contract.vendor_id,
-            scope=scope, issued_at=issued, expires_at=expires,
-        )
-        return EntitlementOut(token=token, key_id=signer.key_id, expires_at=expires)
+        return await notices.of_listing(unit.session, require(unit.caller), listing_id)
+
+
+@get("/v1/notices", summary="Notices of every listing you hold an active contract of")
+async def my_notices(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> NoticePage:
+    async with exchange.unit(request, write=False) as unit:
+        return await notices.mine(unit.session, require(unit.caller))
 
 
 ROUTES = [
@@ -209,4 +226,9 @@ ROUTES = [
     dispute_contract,
     resolve_contract,
     contract_entitlement,
+    refresh_token,
+    terminate_contract,
+    post_notice,
+    listing_notices,
+    my_notices,
 ]

@@ -152,6 +152,12 @@ class ContractOut(Struct, frozen=True, kw_only=True):
     """The signed transaction certificate (交易凭证), once settled."""
     certificate_signature: str | None
     certificate_index: int | None
+    lifecycle: str
+    """active, expired, terminated, amended."""
+    valid_until: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    amends: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -168,6 +174,30 @@ class DisputeIn(_Wire):
 class ResolveIn(_Wire):
     outcome: Literal["release", "refund"]
     reason: Text
+
+
+class TerminateIn(_Wire):
+    reason: Text
+
+
+class NoticeIn(_Wire):
+    kind: Literal["schema_change", "delay", "withdrawal", "other"]
+    message: Annotated[str, Meta(min_length=1, max_length=5000)]
+    effective_at: datetime | None = None
+
+
+class NoticeOut(Struct, frozen=True, kw_only=True):
+    id: str
+    listing_id: str
+    vendor_id: str
+    kind: str
+    message: str
+    effective_at: datetime | None
+    created_at: datetime
+
+
+class NoticePage(Struct, frozen=True, kw_only=True):
+    items: list[NoticeOut]
 
 
 class EntitlementOut(Struct, frozen=True, kw_only=True):

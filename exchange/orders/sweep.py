@@ -22,4 +22,6 @@ async def sweep(db: Database, ledger: Ledger, cache: RulebookCache, now: datetim
     if trading.settlement_windows(rules.rulebook)[1]:
         async with db.write() as session:
             settled = await contracts.settle_due(session, ledger, now)
-    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled}
+    async with db.write() as session:
+        ended = await contracts.expire_due(session, now)
+    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled, "contracts_expired": ended}

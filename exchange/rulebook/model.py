@@ -352,6 +352,8 @@ class SettlementRules(_Rules, frozen=True, kw_only=True):
     """True: a delivery the buyer neither confirms nor disputes in time is confirmed."""
     dispute_hours: Hours = 168
     """How long the buyer may dispute a delivery, from the delivery."""
+    entitlement_token_minutes: Annotated[int, Meta(ge=1, le=10_080)] = 60
+    """How long an entitlement token stays valid; buyers refresh it while the contract is active."""
 
 
 class Rulebook(Struct, frozen=True, kw_only=True):

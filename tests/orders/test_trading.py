@@ -4,79 +4,24 @@ confirmation, certificate, ledger entries, fees and balances, under the trading 
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jwt
-import pytest
 
 from exchange.core.canonical import canonical_bytes
 from exchange.db import Database
 from exchange.orders.sweep import sweep
 from exchange.rulebook.store import RulebookCache
-from exchange.settlement import audit
 from exchange.settlement.ledger import Ledger
 from exchange.settlement.signing import load_public_pem, verify_signature
 from tests.conftest import MovableClock
 from tests.harness import Api
-
-CNY = "CNY"
-
-
-def money(fen: int) -> dict[str, Any]:
-    return {"amount": fen, "currency": CNY}
+from tests.orders.conftest import Market, money
 
 
-class Market:
-    """A vendor, buyers with money, and helpers to trade."""
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    async def start(self) -> None:
-        self.vendor_id, self.vendor = await self.api.participant("vendor", qualifications=["data-merchant"], name="Vendor")
-
-    async def buyer(self, fen: int = 0, qualifications: list[str] | None = None) -> tuple[str, str]:
-        buyer_id, key = await self.api.participant("buyer", qualifications=qualifications, name="Buyer")
-        if fen:
-            response = await self.api.request("POST", "/v1/accounts/deposits", self.api.operator_key,
-                                              json={"participant_id": buyer_id, "amount": fen, "currency": CNY, "rail": "bank", "reference": f"dep-{buyer_id}"})
-            assert response.status_code == 201, response.text
-        return buyer_id, key
-
-    async def listing(self, *plans: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-        return await self.api.listed(self.vendor, plans=list(plans), **overrides)
-
-    async def order(self, key: str, listing: dict[str, Any], plan: int = 0, **body: Any) -> Any:
-        return await self.api.request("POST", "/v1/orders", key, json={"listing_id": listing["id"], "plan_id": listing["plans"][plan]["id"], **body})
-
-    async def balances(self, key: str) -> dict[str, int]:
-        out = (await self.api.request("GET", "/v1/accounts/me", key)).json()["balances"]
-        return {"available": out[0]["available"], "escrow": out[0]["escrow"]} if out else {"available": 0, "escrow": 0}
-
-    async def fees_balance(self) -> int:
-        accounts = (await self.api.request("GET", "/v1/accounts", self.api.operator_key)).json()
-        assert accounts["totals"].get(CNY, 0) == 0
-        return next((a["balance"] for a in accounts["accounts"] if a["id"] == "exchange:fees:CNY"), 0)
-
-    async def verify_ledger(self) -> None:
-        db = Database(self.api.settings)
-        try:
-            report = await audit.verify_database(db)
-        finally:
-            await db.dispose()
-        assert report.ok, report.problems
-
-
-@pytest.fixture
-async def market(api: Api) -> Market:
-    created = Market(api)
-    await created.start()
-    return created
-
-
-async def test_fixed_plan_buy_confirm_settle_certificate(market: Market, api: Api) -> None:
+async def test_fixed_plan_buy_confirm_settle_certificate(market: Market, api: Api, clock: MovableClock) -> None:
     listing = await market.listing({"kind": "fixed", "price": money(1_000_000)})
     buyer_id, buyer = await market.buyer(2_000_000)
     response = await market.order(buyer, listing, purpose="research", **{"quantity": 1})
@@ -99,6 +44,7 @@ async def test_fixed_plan_buy_confirm_settle_certificate(market: Market, api: Ap
     assert (await api.request("GET", f"/v1/contracts/{contract_id}", stranger)).status_code == 404
     assert (await api.request("POST", f"/v1/contracts/{contract_id}/confirm", market.vendor)).status_code == 403
 
+    clock.now = max(clock.now, datetime.now(UTC))  # tokens are short-lived: PyJWT checks them against the real clock
     token = (await api.request("GET", f"/v1/contracts/{contract_id}/entitlement", buyer)).json()
     claims = jwt.decode(token["token"], keys[token["key_id"]], algorithms=["EdDSA"], audience=market.vendor_id)
     assert claims["contract_id"] == contract_id and claims["sub"] == buyer_id and claims["listing_id"] == listing["id"]
@@ -249,7 +195,7 @@ async def test_dispute_refund_and_automatic_confirmation(market: Market, api: Ap
     await market.verify_ledger()
 
 
-async def test_entitlement_verifies_from_the_command_line(market: Market, api: Api, tmp_path: Any) -> None:
+async def test_entitlement_verifies_from_the_command_line(market: Market, api: Api, clock: MovableClock, tmp_path: Any) -> None:
     import os
     import subprocess
     import sys
@@ -257,7 +203,8 @@ async def test_entitlement_verifies_from_the_command_line(market: Market, api: A
     listing = await market.listing({"kind": "fixed", "price": money(10_000)})
     _, buyer = await market.buyer(100_000)
     contract_id = (await market.order(buyer, listing)).json()["contract_ids"][0]
-    token = (await api.request("GET", f"/v1/contracts/{contract_id}/entitlement", buyer)).json()["token"]
+    clock.now = max(clock.now, datetime.now(UTC))  # the command line checks the token against the real clock
+    token = (await api.request("POST", f"/v1/contracts/{contract_id}/token", buyer)).json()["token"]
     keys = tmp_path / "keys.json"
     keys.write_bytes((await api.request("GET", "/v1/ledger/keys")).content)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
