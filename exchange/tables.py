@@ -450,4 +450,39 @@ class Notice(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+
+class Negotiation(SQLModel, table=True):
+    """A request for quote on a negotiated plan (协议): private to its buyer and vendor."""
+
+    __tablename__ = "negotiations"
+
+    id: str = Field(primary_key=True, max_length=40)
+    listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
+    plan_id: str = Field(max_length=40)
+    buyer_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    vendor_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    status: str = Field(max_length=16)
+    """open, agreed, closed."""
+    purpose: str | None = Field(default=None, max_length=200)
+    contract_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class NegotiationStep(SQLModel, table=True):
+    """One signed step: request, offer, accept or close; each names the hash of the one before."""
+
+    __tablename__ = "negotiation_steps"
+
+    negotiation_id: str = Field(foreign_key="negotiations.id", primary_key=True, max_length=40)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    actor_id: str = Field(max_length=40)
+    kind: str = Field(max_length=16)
+    content: dict[str, Any] = _json()
+    canonical: bytes = _bytes()
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=200)
+    created_at: datetime = _time()
+
+
 metadata = SQLModel.metadata

@@ -88,6 +88,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "negotiation_steps",
+    "negotiations",
     "notices",
     "contracts",
     "auctions",

@@ -11,19 +11,25 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, notices, service
+from exchange.orders import auctions, contracts, negotiations, notices, service
 from exchange.orders.schemas import (
+    AcceptIn,
     AuctionIn,
     AuctionOut,
     BookOut,
+    CloseIn,
     ContractOut,
     ContractPage,
     DisputeIn,
     EntitlementOut,
     HaltIn,
+    NegotiationIn,
+    NegotiationOut,
+    NegotiationPage,
     NoticeIn,
     NoticeOut,
     NoticePage,
+    OfferIn,
     OrderIn,
     OrderOut,
     OrderPage,
@@ -208,7 +214,56 @@ async def my_notices(request: Request[Any, Any, Any], exchange: NamedDependency[
         return await notices.mine(unit.session, require(unit.caller))
 
 
+@post("/v1/negotiations", status_code=201, summary="Ask a vendor for a quote on a negotiated plan (buyer)")
+async def request_quote(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[NegotiationIn], idempotency_key: IdempotencyKey = None
+) -> Response[NegotiationOut]:
+    async def action(unit: Unit, caller: Caller) -> NegotiationOut:
+        return await negotiations.request(unit.session, exchange.ledger, await unit.rules(), caller, data, unit.now)
+
+    return await exchange.create(request, idempotency_key, action, roles=("buyer",))
+
+
+@get("/v1/negotiations", summary="Your negotiations")
+async def list_negotiations(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange],
+    status: Annotated[str | None, QueryParameter(pattern="^(open|agreed|closed)$")] = None,
+) -> NegotiationPage:
+    async with exchange.unit(request, write=False) as unit:
+        return await negotiations.page(unit.session, require(unit.caller), status)
+
+
+@get("/v1/negotiations/{negotiation_id:str}", summary="A negotiation with every signed step (its parties)")
+async def get_negotiation(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], negotiation_id: FromPath[str]) -> NegotiationOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await negotiations.get(unit.session, require(unit.caller), negotiation_id)
+
+
+@post("/v1/negotiations/{negotiation_id:str}/offers", status_code=201, summary="An offer (vendor) or counter-offer (buyer) with an expiry")
+async def make_offer(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], negotiation_id: FromPath[str], data: JSONBody[OfferIn]) -> NegotiationOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await negotiations.propose(unit.session, exchange.ledger, require(unit.caller), negotiation_id, data, unit.now)
+
+
+@post("/v1/negotiations/{negotiation_id:str}/accept", status_code=200, summary="Accept the other party's latest proposal: the contract is formed")
+async def accept_offer(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], negotiation_id: FromPath[str], data: JSONBody[AcceptIn]) -> NegotiationOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await negotiations.accept(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), negotiation_id, data.seq, unit.now)
+
+
+@post("/v1/negotiations/{negotiation_id:str}/close", status_code=200, summary="Decline or withdraw: the negotiation ends without a contract")
+async def close_negotiation(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], negotiation_id: FromPath[str], data: JSONBody[CloseIn]) -> NegotiationOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await negotiations.close(unit.session, exchange.ledger, require(unit.caller), negotiation_id, data.reason, unit.now)
+
+
 ROUTES = [
+    request_quote,
+    list_negotiations,
+    get_negotiation,
+    make_offer,
+    accept_offer,
+    close_negotiation,
     place_order,
     list_orders,
     get_order,

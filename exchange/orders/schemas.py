@@ -205,3 +205,71 @@ class EntitlementOut(Struct, frozen=True, kw_only=True):
     """A JWT signed with EdDSA (RFC 8037): verify it with the key named by its `kid`."""
     key_id: str
     expires_at: datetime
+
+
+class DealTerms(_Wire):
+    """What a step of a negotiation proposes: the total price for `quantity` licences, and the
+    licence terms that differ from the listing's."""
+
+    amount: Annotated[int, Meta(ge=0, le=AMOUNT_MAX)]
+    """Total price in fen."""
+    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")] = "CNY"
+    quantity: Quantity = 1
+    duration_days: Annotated[int, Meta(ge=1, le=36_600)] | None = None
+    purposes: Annotated[list[Purpose], Meta(min_length=1, max_length=20)] | None = None
+    territory: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    message: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class NegotiationIn(_Wire):
+    listing_id: Id
+    plan_id: Id
+    terms: DealTerms
+    purpose: Purpose | None = None
+    expires_at: datetime | None = None
+
+
+class OfferIn(_Wire):
+    terms: DealTerms
+    expires_at: datetime | None = None
+    """Until when the other party may accept; a week when left out."""
+
+
+class AcceptIn(_Wire):
+    seq: Annotated[int, Meta(ge=1)]
+    """The step being accepted: the latest proposal, made by the other party."""
+
+
+class CloseIn(_Wire):
+    reason: Text
+
+
+class StepOut(Struct, frozen=True, kw_only=True):
+    seq: int
+    actor_id: str
+    kind: str
+    """request, offer (vendor), counter (buyer), accept, close."""
+    content: dict[str, Any]
+    canonical: str
+    key_id: str
+    signature: str
+    created_at: datetime
+
+
+class NegotiationOut(Struct, frozen=True, kw_only=True):
+    id: str
+    listing_id: str
+    plan_id: str
+    buyer_id: str
+    vendor_id: str
+    status: str
+    """open, agreed, closed."""
+    purpose: str | None
+    contract_id: str | None
+    steps: list[StepOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class NegotiationPage(Struct, frozen=True, kw_only=True):
+    items: list[NegotiationOut]
