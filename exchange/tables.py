@@ -346,8 +346,9 @@ class Order(SQLModel, table=True):
     remaining: int = _big()
     time_in_force: str = Field(max_length=4)
     purpose: str | None = Field(default=None, max_length=200)
+    use_case: str | None = Field(default=None, max_length=2000)
     status: str = Field(max_length=16)
-    """open, filled, cancelled, expired, rejected, won, lost."""
+    """open, filled, cancelled, expired, rejected, won, lost, pending_approval, declined, lapsed."""
     seq: int = _big()
     auction_id: str | None = Field(default=None, max_length=40, index=True)
     hold_id: str | None = Field(default=None, max_length=100)

@@ -98,6 +98,8 @@ class Tier(_Wire, kw_only=True):
 class _Plan(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
     id: str | None = None
     """Assigned by the exchange; send it back on PATCH to keep a plan's identity."""
+    approval_required: bool = False
+    """True: each buy waits for the vendor's approval of the buyer's use case (无场景不交易)."""
 
 
 class FixedPlan(_Plan, tag="fixed", kw_only=True):

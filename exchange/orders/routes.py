@@ -41,7 +41,7 @@ from exchange.rulebook import trading
 
 Cursor = Annotated[str | None, QueryParameter(max_length=40)]
 Limit = Annotated[int, QueryParameter(ge=1, le=service.PAGE_MAX)]
-OrderStatus = Annotated[str | None, QueryParameter(pattern="^(open|filled|cancelled|expired|rejected|won|lost)$")]
+OrderStatus = Annotated[str | None, QueryParameter(pattern="^(open|filled|cancelled|expired|rejected|won|lost|pending_approval|declined|lapsed)$")]
 
 
 @post("/v1/orders", status_code=201, summary="Place an order or a bid; fills, contracts and holds follow the trading rules")
@@ -85,6 +85,24 @@ async def cancel_order(request: Request[Any, Any, Any], exchange: NamedDependenc
     async with exchange.unit(request, write=True) as unit:
         caller = require(unit.caller, "buyer", "vendor", "operator")
         return await service.cancel(unit.session, exchange.ledger, caller, order_id, unit.now)
+
+
+@post("/v1/orders/{order_id:str}/approve", status_code=200, summary="Approve a buy that waits for the vendor: the contract is formed")
+async def approve_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await service.decide(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), order_id, True, None, unit.now)
+
+
+@post("/v1/orders/{order_id:str}/decline", status_code=200, summary="Decline a buy that waits for the vendor: the buyer's money is released")
+async def decline_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str], data: JSONBody[CloseIn]) -> OrderOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await service.decide(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), order_id, False, data.reason, unit.now)
+
+
+@get("/v1/approvals", summary="Buys of your listings waiting for your approval (vendor)")
+async def pending_approvals(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> OrderPage:
+    async with exchange.unit(request, write=False) as unit:
+        return await service.awaiting_approval(unit.session, require(unit.caller, "vendor"))
 
 
 @get("/v1/listings/{listing_id:str}/book", summary="Depth of a quota book by price level (public)")
@@ -258,6 +276,9 @@ async def close_negotiation(request: Request[Any, Any, Any], exchange: NamedDepe
 
 
 ROUTES = [
+    approve_order,
+    decline_order,
+    pending_approvals,
     request_quote,
     list_negotiations,
     get_negotiation,

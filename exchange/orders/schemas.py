@@ -36,6 +36,8 @@ class OrderIn(_Wire):
     time_in_force: Literal["gtc", "ioc", "fok"] = "gtc"
     expires_at: datetime | None = None
     """When a resting `gtc` order lapses (within the rules' longest lifetime)."""
+    use_case: Text | None = None
+    """What the data will be used for, in words: required by plans that need the vendor's approval."""
 
 
 class FillOut(Struct, frozen=True, kw_only=True):
@@ -48,7 +50,7 @@ class FillOut(Struct, frozen=True, kw_only=True):
 class OrderOut(Struct, frozen=True, kw_only=True):
     id: str
     status: str
-    """open, filled, cancelled, expired, won, lost."""
+    """open, filled, cancelled, expired, rejected, won, lost, pending_approval, declined, lapsed."""
     listing_id: str
     plan_id: str
     plan_kind: str
@@ -61,6 +63,7 @@ class OrderOut(Struct, frozen=True, kw_only=True):
     remaining: int
     time_in_force: str
     purpose: str | None
+    use_case: str | None
     held: int
     """Fen held from the buyer's available balance for what may still fill."""
     fills: list[FillOut]

@@ -158,7 +158,7 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
         participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
         price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
-        purpose=body.purpose, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
+        purpose=body.purpose, use_case=body.use_case, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
         expires_at=expires_at, created_at=now, updated_at=now,
     )
     if kind in DIRECT_KINDS:
@@ -198,16 +198,34 @@ async def _buy_direct(session: AsyncSession, ledger: Ledger, rules: ActiveRules,
     amount = unit_price * order.quantity
     buyer_fee, vendor_fee = await fees(session, rules, str(plan["kind"]), amount, order.participant_id, listing.vendor_id, now)
     order.price = unit_price
+    if plan.get("approval_required"):
+        if not order.use_case:
+            raise InvalidInput("use_case: this plan sells only for a stated use case (无场景不交易)", errors=[{"field": "use_case", "reason": "required by the plan"}])
+        # Held until the vendor approves or declines, or the window lapses.
+        order.status = "pending_approval"
+        order.expires_at = now + timedelta(hours=rules.rulebook.settlement.approval_hours)
+        session.add(order)
+        await session.flush()
+        if amount + buyer_fee:
+            await post_one(session, ledger, JournalIn(transfers=[_hold_transfer(order, amount + buyer_fee, currency, listing.vendor_id)]), now)
+        return
     session.add(order)
     await session.flush()
+    await _form_direct_contract(session, ledger, rules, listing, plan, order, unit_price, amount, buyer_fee, vendor_fee, currency, now, [])
+
+
+async def _form_direct_contract(
+    session: AsyncSession, ledger: Ledger, rules: ActiveRules, listing: Listing, plan: dict[str, Any], order: Order,
+    unit_price: int, amount: int, buyer_fee: int, vendor_fee: int, currency: str, now: datetime, before: list[Transfer],
+) -> None:
     terms = contracts.Terms(
         listing=listing, revision_content=listing.content, plan=plan, buyer_id=order.participant_id, vendor_id=listing.vendor_id,
         order_id=order.id, quantity=order.quantity, unit_price=unit_price, amount=amount, buyer_fee=buyer_fee, vendor_fee=vendor_fee,
         currency=currency, purpose=order.purpose, rules_hash=rules.hash,
     )
     contract, holds = await contracts.create(session, ledger, terms, confirm_window=trading.settlement_windows(rules.rulebook)[0], now=now)
-    if holds:
-        await post_one(session, ledger, JournalIn(transfers=holds), now)
+    if before or holds:
+        await post_one(session, ledger, JournalIn(transfers=[*before, *holds]), now)
     session.add(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=order.id, price=unit_price, quantity=order.quantity, seq=order.seq, at=now))
     order.remaining, order.status = 0, "filled"
 
@@ -394,7 +412,7 @@ async def to_out(session: AsyncSession, order: Order) -> OrderOut:
         id=order.id, status=order.status, listing_id=order.listing_id, plan_id=order.plan_id, plan_kind=order.plan_kind,
         participant_id=order.participant_id, side=order.side, type=order.type, price=order.price, quantity=order.quantity,
         filled=order.quantity - order.remaining if order.status != "lost" else 0, remaining=order.remaining,
-        time_in_force=order.time_in_force, purpose=order.purpose, held=order.held, fills=fills,
+        time_in_force=order.time_in_force, purpose=order.purpose, use_case=order.use_case, held=order.held, fills=fills,
         contract_ids=[f.contract_id for f in fills], auction_id=order.auction_id, reason=order.reason,
         rulebook_hash=order.rulebook_hash, expires_at=order.expires_at, created_at=order.created_at, updated_at=order.updated_at,
     )
@@ -495,3 +513,74 @@ async def expire_due(session: AsyncSession, ledger: Ledger, now: datetime, limit
         left = await _expire(session, ledger, orders, now)
         expired += len(orders) - len(left)
     return expired
+
+
+async def decide(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, order_id: str, approve: bool, reason: str | None, now: datetime) -> OrderOut:
+    """The vendor approves (the contract is formed from the held money) or declines (the hold
+    goes back) a buy that waits for its approval."""
+    order = await session.get(Order, order_id)
+    listing = await session.get(Listing, order.listing_id) if order is not None else None
+    if order is None or listing is None or not (caller.id in (order.participant_id, listing.vendor_id) or caller.has("operator", "regulator")):
+        raise NotFound(f"No order {order_id!r}.")
+    if caller.id != listing.vendor_id:
+        raise Forbidden("Only the listing's vendor approves or declines its buyers' orders.")
+    await lock_book(session, listing.id, now)
+    await session.refresh(order)
+    if order.status != "pending_approval":
+        raise InvalidTransition(f"Order {order.id} is {order.status}; only an order waiting for approval can be decided.")
+    if order.expires_at is not None and order.expires_at <= now:
+        raise InvalidTransition(f"Order {order.id} lapsed at {order.expires_at.isoformat()}: the approval window closed.")
+    plan = next((p for p in listing.content.get("plans", []) if p.get("id") == order.plan_id), None)
+    currency = _money(plan, "price")[1] if plan is not None and plan.get("kind") != "free" else "CNY"
+    held = order.held
+    release = _release_transfer(order, "approved" if approve else "declined")
+    if not approve:
+        if release is not None:
+            await post_one(session, ledger, JournalIn(transfers=[release]), now)
+        order.status, order.reason = "declined", f"declined by the vendor: {reason or 'no reason given'}"
+    else:
+        if plan is None or listing.status != "listed":
+            raise InvalidTransition("The plan is no longer on sale; decline the order instead.")
+        left = await _licences_left(session, listing)
+        licences = 1 if plan["kind"] == "subscription" else order.quantity
+        if left is not None and licences > left:
+            raise Conflict(f"Only {left} licence(s) of listing {listing.id} remain.", remaining_licences=left)
+        unit_price = int(order.price or 0)
+        amount = unit_price * order.quantity
+        buyer_fee, vendor_fee = await fees(session, rules, str(plan["kind"]), amount, order.participant_id, listing.vendor_id, now)
+        buyer_fee = min(buyer_fee, max(0, held - amount))  # never more than was held at the order
+        await _form_direct_contract(session, ledger, rules, listing, plan, order, unit_price, amount, buyer_fee, vendor_fee, currency, now,
+                                    [release] if release is not None else [])
+        order.reason = "approved by the vendor"
+    order.updated_at = now
+    session.add(order)
+    await session.flush()
+    return await to_out(session, order)
+
+
+def _lapse_if_due(order: Order, now: datetime) -> Transfer | None:
+    if order.status == "pending_approval" and order.expires_at is not None and order.expires_at <= now:
+        order.status, order.reason = "lapsed", "the vendor did not decide in time"
+        return _release_transfer(order, "lapsed")
+    return None
+
+
+async def lapse_due(session: AsyncSession, ledger: Ledger, now: datetime, limit: int = 200) -> int:
+    query = sa.select(Order).where(Order.status == "pending_approval", Order.expires_at <= now).limit(limit)  # type: ignore[operator]
+    due = list((await session.execute(query)).scalars())
+    releases = [t for order in due if (t := _lapse_if_due(order, now)) is not None]
+    if releases:
+        await post_one(session, ledger, JournalIn(transfers=releases), now)
+    for order in due:
+        order.updated_at = now
+        session.add(order)
+    return len(due)
+
+
+async def awaiting_approval(session: AsyncSession, caller: Caller) -> OrderPage:
+    """Buys of the caller's listings that wait for its approval."""
+    query = (
+        sa.select(Order).join(Listing, Listing.id == Order.listing_id)
+        .where(Listing.vendor_id == caller.id, Order.status == "pending_approval").order_by(Order.created_at).limit(PAGE_MAX)
+    )
+    return OrderPage(items=[await to_out(session, o) for o in (await session.execute(query)).scalars()], next_cursor=None)

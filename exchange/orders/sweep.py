@@ -18,10 +18,12 @@ async def sweep(db: Database, ledger: Ledger, cache: RulebookCache, now: datetim
         closed = await auctions.close_due(session, ledger, rules, now)
     async with db.write() as session:
         expired = await service.expire_due(session, ledger, now)
+    async with db.write() as session:
+        lapsed = await service.lapse_due(session, ledger, now)
     settled = 0
     if trading.settlement_windows(rules.rulebook)[1]:
         async with db.write() as session:
             settled = await contracts.settle_due(session, ledger, now)
     async with db.write() as session:
         ended = await contracts.expire_due(session, now)
-    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled, "contracts_expired": ended}
+    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled, "contracts_expired": ended, "approvals_lapsed": lapsed}

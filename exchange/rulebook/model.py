@@ -354,6 +354,8 @@ class SettlementRules(_Rules, frozen=True, kw_only=True):
     """How long the buyer may dispute a delivery, from the delivery."""
     entitlement_token_minutes: Annotated[int, Meta(ge=1, le=10_080)] = 60
     """How long an entitlement token stays valid; buyers refresh it while the contract is active."""
+    approval_hours: Hours = 48
+    """How long a vendor has to approve a buy of a plan that needs approval; then it lapses."""
 
 
 class Rulebook(Struct, frozen=True, kw_only=True):

@@ -1,4 +1,5 @@
-"""Negotiated plans: requests for quote, offers and counter-offers, each step signed.
+"""Negotiated plans: requests for quote, offers and counter-offers, each step signed; the use
+case an approval-gated buy states.
 
 Revision ID: 0005
 Revises: 0004
@@ -49,6 +50,12 @@ def upgrade() -> None:
     )
 
 
+    with op.batch_alter_table("orders") as batch:
+        batch.add_column(sa.Column("use_case", sa.String(2000), nullable=True))
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("orders") as batch:
+        batch.drop_column("use_case")
     op.drop_table("negotiation_steps")
     op.drop_table("negotiations")
