@@ -433,6 +433,10 @@ class Contract(SQLModel, table=True):
     end_reason: str | None = Field(default=None, max_length=2000)
     amends: str | None = Field(default=None, max_length=40)
     """The contract this one amends."""
+    renew: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    """A subscription renews for another period when its term ends, unless the buyer cancels."""
+    renews: str | None = Field(default=None, max_length=40)
+    """The subscription contract this one continues."""
     created_at: datetime = _time()
     updated_at: datetime = _time()
 

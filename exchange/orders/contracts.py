@@ -74,10 +74,15 @@ def hold_transfers(contract_id: str, terms: Terms) -> list[Transfer]:
     return holds
 
 
-async def create(session: AsyncSession, ledger: Ledger, terms: Terms, *, confirm_window: timedelta, now: datetime) -> tuple[Contract, list[Transfer]]:
+async def create(
+    session: AsyncSession, ledger: Ledger, terms: Terms, *, confirm_window: timedelta, now: datetime,
+    starts_at: datetime | None = None, renews: str | None = None,
+) -> tuple[Contract, list[Transfer]]:
     """Sign the terms and return the contract with the hold transfers the caller must post in
-    the same journal as whatever else the fill moves."""
+    the same journal as whatever else the fill moves. A renewal starts when the term it
+    continues ends."""
     contract_id = new_id("ctr")
+    starts_at = starts_at or now
     licence = terms.revision_content.get("licence", {})
     valid_days = int(licence.get("duration_days", 365))
     if terms.plan.get("kind") == "subscription":
@@ -105,7 +110,9 @@ async def create(session: AsyncSession, ledger: Ledger, terms: Terms, *, confirm
         "rules_hash": terms.rules_hash,
         "created_at": millis(now),
         "confirm_by": millis(now + confirm_window),
-        "valid_until": millis(now + timedelta(days=valid_days)),
+        "valid_from": millis(starts_at),
+        "valid_until": millis(starts_at + timedelta(days=valid_days)),
+        "renews": renews,
     }
     canonical = canonical_bytes(content)
     signer = await ledger.active_signer(session, now)
@@ -116,7 +123,8 @@ async def create(session: AsyncSession, ledger: Ledger, terms: Terms, *, confirm
         currency=terms.currency, status="awaiting_delivery", content=content, canonical=canonical, key_id=signer.key_id,
         signature=signer.sign(canonical), pay_hold_id=f"{contract_id}.pay" if terms.amount else None,
         fee_hold_id=f"{contract_id}.buyer-fee" if terms.buyer_fee else None, confirm_by=now + confirm_window,
-        lifecycle="active", valid_until=now + timedelta(days=valid_days), created_at=now, updated_at=now,
+        lifecycle="active", valid_until=starts_at + timedelta(days=valid_days), renew=terms.plan.get("kind") == "subscription",
+        renews=renews, created_at=now, updated_at=now,
     )
     session.add(contract)
     return contract, holds
@@ -128,7 +136,7 @@ def to_out(contract: Contract) -> ContractOut:
         key_id=contract.key_id, signature=contract.signature, confirm_by=contract.confirm_by, dispute_reason=contract.dispute_reason,
         certificate=contract.certificate, certificate_signature=contract.certificate_signature,
         certificate_index=contract.certificate_index, lifecycle=contract.lifecycle, valid_until=valid_until(contract),
-        ended_at=contract.ended_at, end_reason=contract.end_reason, amends=contract.amends,
+        ended_at=contract.ended_at, end_reason=contract.end_reason, amends=contract.amends, renew=contract.renew, renews=contract.renews,
         created_at=contract.created_at, updated_at=contract.updated_at,
     )
 

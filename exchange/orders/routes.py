@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, negotiations, notices, service
+from exchange.orders import auctions, contracts, negotiations, notices, renewals, service
 from exchange.orders.schemas import (
     AcceptIn,
     AuctionIn,
@@ -210,6 +210,12 @@ async def terminate_contract(request: Request[Any, Any, Any], exchange: NamedDep
         return await contracts.terminate(unit.session, exchange.ledger, require(unit.caller), contract_id, data.reason, unit.now)
 
 
+@post("/v1/contracts/{contract_id:str}/cancel-renewal", status_code=200, summary="Stop a subscription from renewing when its term ends (buyer)")
+async def cancel_renewal(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await renewals.cancel(unit.session, require(unit.caller), contract_id, unit.now)
+
+
 @post("/v1/listings/{listing_id:str}/notices", status_code=201, summary="Notify the holders of a listing's contracts (its vendor)")
 async def post_notice(
     request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[NoticeIn], idempotency_key: IdempotencyKey = None
@@ -304,6 +310,7 @@ ROUTES = [
     contract_entitlement,
     refresh_token,
     terminate_contract,
+    cancel_renewal,
     post_notice,
     listing_notices,
     my_notices,

@@ -161,6 +161,9 @@ class ContractOut(Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     amends: str | None
+    renew: bool
+    """A subscription renews for another period when its term ends, unless the buyer cancels."""
+    renews: str | None
     created_at: datetime
     updated_at: datetime
 
