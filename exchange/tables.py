@@ -437,6 +437,8 @@ class Contract(SQLModel, table=True):
     """A subscription renews for another period when its term ends, unless the buyer cancels."""
     renews: str | None = Field(default=None, max_length=40)
     """The subscription contract this one continues."""
+    billed_through: datetime | None = _time(default=None)
+    """Metered and revenue-share contracts: the end of the last billed cycle."""
     created_at: datetime = _time()
     updated_at: datetime = _time()
 
@@ -488,6 +490,54 @@ class NegotiationStep(SQLModel, table=True):
     key_id: str = Field(max_length=32)
     signature: str = Field(max_length=200)
     created_at: datetime = _time()
+
+
+
+class UsageBatch(SQLModel, table=True):
+    """A vendor's usage report for a metered contract: accepted once per batch id."""
+
+    __tablename__ = "usage_batches"
+
+    contract_id: str = Field(foreign_key="contracts.id", primary_key=True, max_length=40)
+    batch_id: str = Field(primary_key=True, max_length=100)
+    records: int
+    calls: int = _big()
+    received_at: datetime = _time()
+
+
+class UsageRecord(SQLModel, table=True):
+    __tablename__ = "usage_records"
+    __table_args__ = (sa.Index("ix_usage_records_contract_at", "contract_id", "at"),)
+
+    contract_id: str = Field(primary_key=True, max_length=40)
+    batch_id: str = Field(primary_key=True, max_length=100)
+    record_id: str = Field(primary_key=True, max_length=100)
+    at: datetime = _time()
+    calls: int = _big()
+
+
+class Bill(SQLModel, table=True):
+    """A postpaid charge: a metered cycle's usage or a revenue-share period, paid from the buyer's balance."""
+
+    __tablename__ = "bills"
+
+    id: str = Field(primary_key=True, max_length=40)
+    contract_id: str = Field(foreign_key="contracts.id", index=True, max_length=40)
+    kind: str = Field(max_length=16)
+    """metered or revenue_share."""
+    period_start: datetime = _time()
+    period_end: datetime = _time()
+    quantity: int = _big()
+    """Calls (metered) or reported revenue in fen (revenue share)."""
+    amount: int = _big()
+    buyer_fee: int = _big()
+    vendor_fee: int = _big()
+    status: str = Field(max_length=16)
+    """paid or unpaid."""
+    detail: dict[str, Any] = _json()
+    journal_id: str | None = Field(default=None, max_length=80)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
 
 
 metadata = SQLModel.metadata

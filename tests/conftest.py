@@ -88,6 +88,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "bills",
+    "usage_records",
+    "usage_batches",
     "negotiation_steps",
     "negotiations",
     "notices",

@@ -11,11 +11,13 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, negotiations, notices, renewals, service
+from exchange.orders import auctions, contracts, negotiations, notices, postpaid, renewals, service
 from exchange.orders.schemas import (
     AcceptIn,
     AuctionIn,
     AuctionOut,
+    BillOut,
+    BillPage,
     BookOut,
     CloseIn,
     ContractOut,
@@ -34,8 +36,11 @@ from exchange.orders.schemas import (
     OrderOut,
     OrderPage,
     ResolveIn,
+    RevenueIn,
     TerminateIn,
     TradePage,
+    UsageAccepted,
+    UsageIn,
 )
 from exchange.rulebook import trading
 
@@ -159,7 +164,7 @@ async def close_auction(request: Request[Any, Any, Any], exchange: NamedDependen
 async def list_contracts(
     request: Request[Any, Any, Any],
     exchange: NamedDependency[Exchange],
-    status: Annotated[str | None, QueryParameter(pattern="^(awaiting_delivery|disputed|settled|refunded)$")] = None,
+    status: Annotated[str | None, QueryParameter(pattern="^(awaiting_delivery|disputed|settled|refunded|postpaid)$")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> ContractPage:
@@ -214,6 +219,24 @@ async def terminate_contract(request: Request[Any, Any, Any], exchange: NamedDep
 async def cancel_renewal(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
     async with exchange.unit(request, write=True) as unit:
         return await renewals.cancel(unit.session, require(unit.caller), contract_id, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/usage", status_code=200, summary="Report usage of a metered contract (its vendor); each batch id counts once")
+async def report_usage(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[UsageIn]) -> UsageAccepted:
+    async with exchange.unit(request, write=True) as unit:
+        return await postpaid.report_usage(unit.session, await unit.rules(), require(unit.caller), contract_id, data, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/revenue", status_code=201, summary="Report a month's revenue on a revenue-share contract (its buyer)")
+async def report_revenue(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[RevenueIn]) -> BillOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await postpaid.report_revenue(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), contract_id, data, unit.now)
+
+
+@get("/v1/contracts/{contract_id:str}/bills", summary="A postpaid contract's bills (its parties)")
+async def contract_bills(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> BillPage:
+    async with exchange.unit(request, write=False) as unit:
+        return await postpaid.bills(unit.session, require(unit.caller), contract_id)
 
 
 @post("/v1/listings/{listing_id:str}/notices", status_code=201, summary="Notify the holders of a listing's contracts (its vendor)")
@@ -311,6 +334,9 @@ ROUTES = [
     refresh_token,
     terminate_contract,
     cancel_renewal,
+    report_usage,
+    report_revenue,
+    contract_bills,
     post_notice,
     listing_notices,
     my_notices,

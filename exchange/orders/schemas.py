@@ -279,3 +279,56 @@ class NegotiationOut(Struct, frozen=True, kw_only=True):
 
 class NegotiationPage(Struct, frozen=True, kw_only=True):
     items: list[NegotiationOut]
+
+
+class UsageRecordIn(_Wire):
+    record_id: Annotated[str, Meta(min_length=1, max_length=100)]
+    at: datetime
+    calls: Annotated[int, Meta(ge=0, le=10**12)]
+
+
+class UsageIn(_Wire):
+    """A vendor's usage report for a metered contract; a batch id is accepted once."""
+
+    batch_id: Annotated[str, Meta(min_length=1, max_length=100)]
+    records: Annotated[list[UsageRecordIn], Meta(min_length=1, max_length=10_000)]
+
+
+class UsageAccepted(Struct, frozen=True, kw_only=True):
+    contract_id: str
+    batch_id: str
+    accepted: int
+    """Records newly counted (0 when the batch was already received)."""
+    duplicate_batch: bool
+    cycle_start: datetime
+    cycle_calls: int
+    exposure: int
+    """What the buyer owes so far in this cycle, in fen."""
+    credit_limit: int
+    lifecycle: str
+
+
+class RevenueIn(_Wire):
+    period: Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    """The calendar month (Asia/Shanghai) the revenue was earned in, e.g. 2026-11."""
+    revenue: Annotated[int, Meta(ge=0, le=AMOUNT_MAX)]
+    """The buyer's revenue from the data in that month, in fen."""
+
+
+class BillOut(Struct, frozen=True, kw_only=True):
+    id: str
+    contract_id: str
+    kind: str
+    period_start: datetime
+    period_end: datetime
+    quantity: int
+    amount: int
+    buyer_fee: int
+    vendor_fee: int
+    status: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class BillPage(Struct, frozen=True, kw_only=True):
+    items: list[BillOut]

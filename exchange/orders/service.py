@@ -165,6 +165,10 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         await _buy_direct(session, ledger, rules, listing, plan, order, now)
     elif kind == "quota":
         await _trade_quota(session, ledger, rules, listing, plan, order, book, now)
+    elif kind in ("metered", "revenue_share"):
+        from exchange.orders import postpaid
+
+        await postpaid.open_contract(session, ledger, rules, listing, plan, order, now)
     elif kind == "auction":
         from exchange.orders import auctions
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from exchange.db import Database
-from exchange.orders import auctions, contracts, renewals, service
+from exchange.orders import auctions, contracts, postpaid, renewals, service
 from exchange.rulebook import store, trading
 from exchange.rulebook.store import RulebookCache
 from exchange.settlement.ledger import Ledger
@@ -27,5 +27,7 @@ async def sweep(db: Database, ledger: Ledger, cache: RulebookCache, now: datetim
     async with db.write() as session:
         renewed = await renewals.renew_due(session, ledger, rules, now)
     async with db.write() as session:
+        billed = await postpaid.bill_due(session, ledger, rules, now)
+    async with db.write() as session:
         ended = await contracts.expire_due(session, now)
-    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled, "contracts_expired": ended, "approvals_lapsed": lapsed, "subscriptions_renewed": renewed}
+    return {"auctions_closed": closed, "orders_expired": expired, "contracts_settled": settled, "contracts_expired": ended, "approvals_lapsed": lapsed, "subscriptions_renewed": renewed, "bills": billed}

@@ -356,6 +356,8 @@ class SettlementRules(_Rules, frozen=True, kw_only=True):
     """How long an entitlement token stays valid; buyers refresh it while the contract is active."""
     approval_hours: Hours = 48
     """How long a vendor has to approve a buy of a plan that needs approval; then it lapses."""
+    metered_credit_limit_fen: Annotated[int, Meta(ge=0, le=10**15)] = 1_000_000
+    """Most a buyer may owe on one metered contract's open cycle before it is suspended."""
 
 
 class Rulebook(Struct, frozen=True, kw_only=True):
