@@ -11,6 +11,7 @@ PURE = [
     ROOT / "rulebook" / "model.py",
     ROOT / "rulebook" / "load.py",
     ROOT / "rulebook" / "evaluate.py",
+    ROOT / "rulebook" / "explain.py",
     ROOT / "listings" / "schemas.py",
     ROOT / "listings" / "search.py",
     ROOT / "listings" / "states.py",
@@ -22,6 +23,7 @@ PURE = [
     ROOT / "settlement" / "verify.py",
     ROOT / "orders" / "matching.py",
     ROOT / "orders" / "auction.py",
+    ROOT / "orders" / "billing.py",
     ROOT / "orders" / "entitlements.py",
     ROOT / "rulebook" / "trading.py",
 ]
