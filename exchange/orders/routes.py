@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, negotiations, notices, postpaid, renewals, service
+from exchange.orders import auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service
 from exchange.orders.schemas import (
     AcceptIn,
     AuctionIn,
@@ -24,6 +24,7 @@ from exchange.orders.schemas import (
     ContractPage,
     DisputeIn,
     EntitlementOut,
+    ExplainOut,
     HaltIn,
     NegotiationIn,
     NegotiationOut,
@@ -90,6 +91,24 @@ async def cancel_order(request: Request[Any, Any, Any], exchange: NamedDependenc
     async with exchange.unit(request, write=True) as unit:
         caller = require(unit.caller, "buyer", "vendor", "operator")
         return await service.cancel(unit.session, exchange.ledger, caller, order_id, unit.now)
+
+
+@get("/v1/orders/{order_id:str}/explain", summary="Every rule that judged an order: inputs, outcome, rule-set hash")
+async def explain_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> ExplainOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await explaining.order(unit.session, exchange.rule_cache, require(unit.caller), order_id)
+
+
+@get("/v1/listings/{listing_id:str}/explain", summary="Every rule that judged a listing's latest review")
+async def explain_listing(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str]) -> ExplainOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await explaining.listing_review(unit.session, exchange.rule_cache, require(unit.caller), listing_id)
+
+
+@get("/v1/contracts/{contract_id:str}/explain", summary="How a contract's fees were set: schedule, tier, bps, minimum, rounding")
+async def explain_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ExplainOut:
+    async with exchange.unit(request, write=False) as unit:
+        return await explaining.contract_fees(unit.session, exchange.rule_cache, require(unit.caller), contract_id)
 
 
 @post("/v1/orders/{order_id:str}/approve", status_code=200, summary="Approve a buy that waits for the vendor: the contract is formed")
@@ -305,6 +324,9 @@ async def close_negotiation(request: Request[Any, Any, Any], exchange: NamedDepe
 
 
 ROUTES = [
+    explain_order,
+    explain_listing,
+    explain_contract,
     approve_order,
     decline_order,
     pending_approvals,

@@ -332,3 +332,22 @@ class BillOut(Struct, frozen=True, kw_only=True):
 
 class BillPage(Struct, frozen=True, kw_only=True):
     items: list[BillOut]
+
+
+class TraceOut(Struct, frozen=True, kw_only=True):
+    rule: str
+    source: str
+    inputs: dict[str, Any]
+    outcome: str
+    """pass, fail or not_applicable."""
+    message: str
+
+
+class ExplainOut(Struct, frozen=True, kw_only=True):
+    subject: str
+    """What is explained: `order <id>`, `listing <id> revision <n>`, `fees of contract <id>`."""
+    decision: str
+    rulebook_hash: str
+    rulebook_version: int
+    judged_at: datetime
+    rules: list[TraceOut]

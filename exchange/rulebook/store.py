@@ -67,6 +67,23 @@ async def active(session: AsyncSession, cache: RulebookCache, now: datetime) -> 
     return rules
 
 
+async def by_hash(session: AsyncSession, cache: RulebookCache, rules_hash: str) -> ActiveRules:
+    """The rule set with this hash, as it judged what recorded the hash (the newest version if
+    the same content was applied twice)."""
+    query = sa.select(RuleSet.version).where(RuleSet.hash == rules_hash).order_by(RuleSet.version.desc()).limit(1)  # type: ignore[attr-defined]
+    version = (await session.execute(query)).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"No rule set with hash {rules_hash}.")
+    cached = cache.get(version)
+    if cached is not None:
+        return cached
+    row = await session.get(RuleSet, version)
+    assert row is not None
+    rules = ActiveRules(version=row.version, hash=row.hash, rulebook=decode_rulebook(row.files), files=dict(row.files))
+    cache.put(rules)
+    return rules
+
+
 async def ensure_initial(session: AsyncSession, ledger: Ledger, files: Mapping[str, str], now: datetime) -> bool:
     """Store `files` as version 1 unless a rule set exists; True when it stored them. Several
     processes starting at once queue on the ledger's lock, so only the first one stores."""
