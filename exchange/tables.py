@@ -540,4 +540,42 @@ class Bill(SQLModel, table=True):
     updated_at: datetime = _time()
 
 
+
+class RuleShadow(SQLModel, table=True):
+    """A candidate rule set judging live orders on the side, without refusing any."""
+
+    __tablename__ = "rule_shadows"
+
+    id: str = Field(primary_key=True, max_length=40)
+    hash: str = Field(max_length=64)
+    files: dict[str, str] = _json()
+    reason: str = Field(max_length=2000)
+    status: str = Field(max_length=16, index=True)
+    """shadowing, promoted or dropped."""
+    judged: int = Field(default=0)
+    """Orders judged by both sets since the shadow started."""
+    created_by: str = Field(max_length=40)
+    created_at: datetime = _time()
+    decided_by: str | None = Field(default=None, max_length=40)
+    decided_at: datetime | None = _time(default=None)
+
+
+class ShadowDivergence(SQLModel, table=True):
+    """An order the shadow set judged otherwise than the active one."""
+
+    __tablename__ = "shadow_divergences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shadow_id: str = Field(foreign_key="rule_shadows.id", index=True, max_length=40)
+    order_id: str = Field(max_length=40)
+    participant_id: str = Field(max_length=40)
+    listing_id: str = Field(max_length=40)
+    active_outcome: str = Field(max_length=16)
+    shadow_outcome: str = Field(max_length=16)
+    active_rules: list[str] = _json()
+    """The rules the active set refused by (empty when it accepted)."""
+    shadow_violations: list[dict[str, Any]] = _json()
+    at: datetime = _time()
+
+
 metadata = SQLModel.metadata

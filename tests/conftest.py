@@ -88,6 +88,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "shadow_divergences",
+    "rule_shadows",
     "bills",
     "usage_records",
     "usage_batches",

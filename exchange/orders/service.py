@@ -26,7 +26,7 @@ from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, 
 from exchange.core.ids import new_id
 from exchange.orders import contracts, matching
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
-from exchange.rulebook import trading
+from exchange.rulebook import shadow, trading
 from exchange.rulebook.evaluate import Violation
 from exchange.rulebook.store import ActiveRules
 from exchange.settlement import posting
@@ -115,7 +115,9 @@ def _refuse(violations: Sequence[Violation], rules: ActiveRules) -> RuleViolated
     )
 
 
-async def _check_rules(session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime) -> None:
+async def _check_rules(
+    session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime
+) -> trading.OrderFacts:
     recent = (
         await session.execute(sa.select(sa.func.count()).select_from(Order).where(Order.participant_id == caller.id, Order.created_at > now - timedelta(minutes=1)))
     ).scalar_one()
@@ -127,7 +129,10 @@ async def _check_rules(session: AsyncSession, rules: ActiveRules, caller: Caller
     )
     violations = trading.check_order(rules.rulebook, facts)
     if violations:
-        raise _refuse(violations, rules)
+        refused = _refuse(violations, rules)
+        refused.facts = facts  # type: ignore[attr-defined]  # the rejection record judges it by a shadow set too
+        raise refused
+    return facts
 
 
 # ── placing ──
@@ -147,7 +152,7 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         raise Forbidden("Buying needs the buyer role.")
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
-    await _check_rules(session, rules, caller, listing, plan, body, now)
+    facts = await _check_rules(session, rules, caller, listing, plan, body, now)
     expires_at = body.expires_at
     if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
         # A resting order lives at most as long as the rules allow, whether or not it says so.
@@ -161,6 +166,7 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         purpose=body.purpose, use_case=body.use_case, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
         expires_at=expires_at, created_at=now, updated_at=now,
     )
+    await shadow.judge(session, facts, [], order_id=order.id, participant_id=caller.id, listing_id=listing.id, now=now)
     if kind in DIRECT_KINDS:
         await _buy_direct(session, ledger, rules, listing, plan, order, now)
     elif kind == "quota":
@@ -447,8 +453,13 @@ async def record_rejection(session: AsyncSession, caller: Caller, body: OrderIn,
     if listing is None:
         return
     plan = next((p for p in listing.content.get("plans", []) if p.get("id") == body.plan_id), {})
+    order_id = new_id("ord")
+    facts = getattr(error, "facts", None)
+    if facts is not None:
+        refusing = [Violation(v["rule"], v["message"], v["source"]) for v in error.extensions.get("violations", [])]
+        await shadow.judge(session, facts, refusing, order_id=order_id, participant_id=caller.id, listing_id=listing.id, now=now)
     session.add(Order(
-        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=str(plan.get("kind", "")),
+        id=order_id, listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=str(plan.get("kind", "")),
         participant_id=caller.id, side=body.side, type=body.type, price=body.price, quantity=body.quantity, remaining=body.quantity,
         time_in_force=body.time_in_force, purpose=body.purpose, status="rejected", seq=0,
         rulebook_hash=str(error.extensions.get("rulebook_hash", "")), reason=error.detail[:2000],

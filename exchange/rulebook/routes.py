@@ -10,8 +10,17 @@ from litestar.params import JSONBody
 
 from exchange.auth import require
 from exchange.context import Exchange
-from exchange.rulebook import service
-from exchange.rulebook.schemas import DryRunReport, RulesApplyIn, RulesDryRunIn, RuleSetHistory, RuleSetOut
+from exchange.rulebook import service, shadow
+from exchange.rulebook.schemas import (
+    DryRunReport,
+    RulesApplyIn,
+    RulesDryRunIn,
+    RuleSetHistory,
+    RuleSetOut,
+    ShadowIn,
+    ShadowOut,
+    ShadowReport,
+)
 
 
 @get("/v1/rules", summary="The rule set in force, with its files")
@@ -49,4 +58,36 @@ async def apply_rules(request: Request[Any, Any, Any], exchange: NamedDependency
         )
 
 
-ROUTES = [get_rules, rules_history, dry_run_rules, apply_rules]
+@put("/v1/rules/shadow", status_code=200, summary="Put a candidate rule set in shadow: it judges live orders on the side (operator)")
+async def start_shadow(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: JSONBody[ShadowIn]) -> ShadowOut:
+    async with exchange.unit(request, write=True) as unit:
+        caller = require(unit.caller, "operator")
+        return await shadow.start(unit.session, await unit.rules(), data.files, data.reason, caller.id, unit.now)
+
+
+@get("/v1/rules/shadow/report", summary="The shadow set and the orders it judged otherwise (operator, regulator)")
+async def shadow_report(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> ShadowReport:
+    async with exchange.unit(request, write=False) as unit:
+        require(unit.caller, "operator", "regulator")
+        return await shadow.report(unit.session)
+
+
+@post("/v1/rules/shadow/promote", status_code=200, summary="Make the shadow set the next active version (operator)")
+async def promote_shadow(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> RuleSetOut:
+    async with exchange.unit(request, write=True) as unit:
+        caller = require(unit.caller, "operator")
+        return await shadow.decide(unit.session, exchange.ledger, await unit.rules(), True, caller.id, unit.now)  # type: ignore[return-value]
+
+
+@post("/v1/rules/shadow/drop", status_code=200, summary="Stop shadowing without applying (operator)")
+async def drop_shadow(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> ShadowOut:
+    async with exchange.unit(request, write=True) as unit:
+        caller = require(unit.caller, "operator")
+        return await shadow.decide(unit.session, exchange.ledger, await unit.rules(), False, caller.id, unit.now)  # type: ignore[return-value]
+
+
+ROUTES = [
+    start_shadow,
+    shadow_report,
+    promote_shadow,
+    drop_shadow,get_rules, rules_history, dry_run_rules, apply_rules]

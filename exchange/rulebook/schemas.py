@@ -81,3 +81,38 @@ class DryRunReport(Struct, frozen=True, kw_only=True):
     """Open orders and bids the candidate set would refuse."""
     fees: FeeImpact
     """How the fees of recent trades would change."""
+
+
+class ShadowIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    files: Files
+    """Candidate files; files left out are the active set's."""
+    reason: Annotated[str, Meta(min_length=1, max_length=2000)]
+
+
+class ShadowOut(Struct, frozen=True, kw_only=True):
+    id: str
+    hash: str
+    reason: str
+    status: str
+    """shadowing, promoted or dropped."""
+    judged: int
+    created_by: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class DivergenceOut(Struct, frozen=True, kw_only=True):
+    order_id: str
+    participant_id: str
+    listing_id: str
+    active_outcome: str
+    shadow_outcome: str
+    active_rules: list[str]
+    shadow_violations: list[dict[str, Any]]
+    at: datetime
+
+
+class ShadowReport(Struct, frozen=True, kw_only=True):
+    shadow: ShadowOut
+    divergences: list[DivergenceOut]
