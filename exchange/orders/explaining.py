@@ -26,13 +26,10 @@ def _traces(traces: list[explain.RuleTrace]) -> list[TraceOut]:
     return [TraceOut(**asdict(trace)) for trace in traces]
 
 
-async def order(session: AsyncSession, cache: RulebookCache, caller: Caller, order_id: str) -> ExplainOut:
+async def order_facts(session: AsyncSession, row: Order) -> trading.OrderFacts:
+    """The facts an order was judged on, rebuilt from what was stored when it was placed."""
     from exchange.orders.service import reference_price
 
-    row = await session.get(Order, order_id)
-    if row is None or not (row.participant_id == caller.id or caller.has("operator", "regulator")):
-        raise NotFound(f"No order {order_id!r}.")
-    rules = await store.by_hash(session, cache, row.rulebook_hash)
     listing = await session.get(Listing, row.listing_id)
     participant = await session.get(Participant, row.participant_id)
     assert listing is not None and participant is not None
@@ -42,13 +39,20 @@ async def order(session: AsyncSession, cache: RulebookCache, caller: Caller, ord
     recent = (await session.execute(sa.select(sa.func.count()).select_from(Order).where(
         Order.participant_id == row.participant_id, Order.created_at > row.created_at - timedelta(minutes=1),
         Order.created_at <= row.created_at, Order.id != row.id))).scalar_one()
-    facts = trading.OrderFacts(
+    return trading.OrderFacts(
         category=str(content.get("category", listing.category)), grade=str(content.get("grade", listing.grade)), plan_kind=row.plan_kind,
         side=row.side, order_type=row.type if row.plan_kind == "quota" else None, price_fen=row.price if row.plan_kind == "quota" else None,
         quantity=row.quantity, reference_price_fen=reference_price(plan), buyer_qualifications=frozenset(participant.qualifications),
         purpose=row.purpose, at=row.created_at, expires_at=row.expires_at if row.status == "rejected" else None, orders_last_minute=int(recent),
     )
-    traces = explain.explain_order(rules.rulebook, facts)
+
+
+async def order(session: AsyncSession, cache: RulebookCache, caller: Caller, order_id: str) -> ExplainOut:
+    row = await session.get(Order, order_id)
+    if row is None or not (row.participant_id == caller.id or caller.has("operator", "regulator")):
+        raise NotFound(f"No order {order_id!r}.")
+    rules = await store.by_hash(session, cache, row.rulebook_hash)
+    traces = explain.explain_order(rules.rulebook, await order_facts(session, row))
     refused = any(t.outcome == explain.FAIL for t in traces)
     return ExplainOut(subject=f"order {row.id}", decision="refused" if refused else f"accepted ({row.status})", rulebook_hash=rules.hash,
                       rulebook_version=rules.version, judged_at=row.created_at, rules=_traces(traces))

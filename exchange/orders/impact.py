@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.rulebook import trading
 from exchange.rulebook.model import Rulebook
-from exchange.rulebook.schemas import FeeImpact, OrderImpact
+from exchange.rulebook.schemas import FeeImpact, OrderImpact, ParticipantFees
 from exchange.tables import Contract, Listing, Order, Participant
 
 FEE_WINDOW_DAYS = 30
@@ -61,6 +61,7 @@ async def fee_changes(session: AsyncSession, active: Rulebook, candidate: Rulebo
         volumes[("buyer", row.buyer_id)] = volumes.get(("buyer", row.buyer_id), 0) + row.amount
         volumes[("vendor", row.vendor_id)] = volumes.get(("vendor", row.vendor_id), 0) + row.amount
     totals = {"ba": 0, "bc": 0, "va": 0, "vc": 0}
+    per: dict[str, list[int]] = {}
     for row in rows:
         buyer_volume, vendor_volume = volumes[("buyer", row.buyer_id)], volumes[("vendor", row.vendor_id)]
         buyer_a, vendor_a = trading.fee_for(active, row.plan_kind, row.amount, buyer_volume, vendor_volume)
@@ -69,7 +70,29 @@ async def fee_changes(session: AsyncSession, active: Rulebook, candidate: Rulebo
         totals["bc"] += buyer_c
         totals["va"] += vendor_a
         totals["vc"] += vendor_c
+        for participant, before, after in ((row.buyer_id, buyer_a, buyer_c), (row.vendor_id, vendor_a, vendor_c)):
+            sums = per.setdefault(participant, [0, 0])
+            sums[0] += before
+            sums[1] += after
+    changed = [ParticipantFees(participant_id=p, active=a, candidate=c, delta=c - a) for p, (a, c) in sorted(per.items()) if a != c]
     return FeeImpact(
         days=FEE_WINDOW_DAYS, contracts=len(rows), buyer_fees_active=totals["ba"], buyer_fees_candidate=totals["bc"],
-        vendor_fees_active=totals["va"], vendor_fees_candidate=totals["vc"],
+        vendor_fees_active=totals["va"], vendor_fees_candidate=totals["vc"], by_participant=changed,
     )
+
+
+async def replayed_orders(session: AsyncSession, candidate: Rulebook, now: datetime) -> list[OrderImpact]:
+    """Accepted orders of the window judged again, as placed, by the candidate set."""
+    from exchange.orders.explaining import order_facts
+
+    since = now - timedelta(days=FEE_WINDOW_DAYS)
+    query = sa.select(Order).where(Order.created_at >= since, Order.status != "rejected").order_by(Order.created_at, Order.id)
+    impacts = []
+    for order in (await session.execute(query)).scalars().all():
+        violations = trading.check_order(candidate, await order_facts(session, order))
+        if violations:
+            impacts.append(OrderImpact(
+                order_id=order.id, listing_id=order.listing_id, participant_id=order.participant_id, side=order.side,
+                price=order.price, remaining=order.remaining, violations=[msgspec.to_builtins(v) for v in violations],
+            ))
+    return impacts

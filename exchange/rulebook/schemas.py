@@ -59,6 +59,14 @@ class OrderImpact(Struct, frozen=True, kw_only=True):
     violations: list[dict[str, Any]]
 
 
+class ParticipantFees(Struct, frozen=True, kw_only=True):
+    participant_id: str
+    active: int
+    """Fees the participant paid on the window's contracts (as buyer and as vendor)."""
+    candidate: int
+    delta: int
+
+
 class FeeImpact(Struct, frozen=True, kw_only=True):
     """Fees of the last `days` days of contracts, recomputed under each rule set."""
 
@@ -68,6 +76,8 @@ class FeeImpact(Struct, frozen=True, kw_only=True):
     buyer_fees_candidate: int
     vendor_fees_active: int
     vendor_fees_candidate: int
+    by_participant: list[ParticipantFees]
+    """Only participants whose fees would change."""
 
 
 class DryRunReport(Struct, frozen=True, kw_only=True):
@@ -79,6 +89,8 @@ class DryRunReport(Struct, frozen=True, kw_only=True):
     """Listed or submitted listings the candidate set would newly fail."""
     orders: list[OrderImpact]
     """Open orders and bids the candidate set would refuse."""
+    replayed_orders: list[OrderImpact]
+    """Orders placed in the last 30 days (and accepted) that the candidate set would have refused."""
     fees: FeeImpact
     """How the fees of recent trades would change."""
 

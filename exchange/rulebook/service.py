@@ -46,7 +46,7 @@ async def history(session: AsyncSession, active: ActiveRules) -> RuleSetHistory:
 
 
 async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str, str], now: datetime) -> DryRunReport:
-    from exchange.orders.impact import fee_changes, newly_refused_orders
+    from exchange.orders.impact import fee_changes, newly_refused_orders, replayed_orders
 
     files = candidate_files(active, given)
     candidate = decode_rulebook(files)  # raises RulebookInvalid naming file, key and reason
@@ -56,6 +56,7 @@ async def dry_run(session: AsyncSession, active: ActiveRules, given: Mapping[str
         changed_files=sorted(name for name, text in files.items() if active.files.get(name) != text),
         listings=await newly_failing_listings(session, active.rulebook, candidate),
         orders=await newly_refused_orders(session, active.rulebook, candidate, now),
+        replayed_orders=await replayed_orders(session, candidate, now),
         fees=await fee_changes(session, active.rulebook, candidate, now),
     )
 

@@ -239,6 +239,9 @@ async def test_dry_run_reports_open_orders_refused_and_fee_changes(market: Marke
     assert body["orders"][0]["violations"][0]["rule"] == "trading.quota.price_band"
     assert body["fees"]["contracts"] == 1
     assert body["fees"]["vendor_fees_candidate"] == 2 * body["fees"]["vendor_fees_active"] > 0
+    [vendor_delta] = body["fees"]["by_participant"]
+    assert vendor_delta["participant_id"] == market.vendor_id and vendor_delta["delta"] == body["fees"]["vendor_fees_active"]
+    assert [o["order_id"] for o in body["replayed_orders"]] == [resting["id"]]  # placed at 9,000: outside the narrower band
 
 
 async def test_sessions_and_roles_govern_who_trades_when(market: Market, api: Api, clock: MovableClock) -> None:
