@@ -20,7 +20,7 @@ from exchange.core.canonical import canonical_bytes, sha256_hex
 from exchange.core.errors import Forbidden, InvalidTransition, NotFound
 from exchange.core.ids import new_id
 from exchange.orders.schemas import ContractOut, ContractPage, EntitlementOut
-from exchange.rulebook.store import ActiveRules
+from exchange.rulebook.store import ActiveRules, RulebookCache
 from exchange.settlement import posting
 from exchange.settlement.entries import CertificateEntry
 from exchange.settlement.ledger import Ledger, millis
@@ -93,6 +93,8 @@ async def create(
         "id": contract_id,
         "listing_id": terms.listing.id,
         "revision": terms.listing.revision,
+        "category": terms.listing.category,
+        "grade": terms.listing.grade,
         "listing_sha256": sha256_hex(terms.revision_content),
         "title": terms.revision_content.get("title"),
         "plan": terms.plan,
@@ -255,6 +257,13 @@ async def settle(session: AsyncSession, ledger: Ledger, contract: Contract, now:
             id=f"{contract.id}.vendor-fee", kind=TransferKind.fee, debit_account=posting.available(contract.vendor_id, contract.currency),
             credit_account=posting.fees(contract.currency), amount=contract.vendor_fee, currency=contract.currency, references=refs,
         ))
+    shares = await _fee_shares(session, contract)
+    for share, recipient, amount in shares:
+        transfers.append(Transfer(
+            id=f"{contract.id}.share.{share}", kind=TransferKind.fee, debit_account=posting.fees(contract.currency),
+            credit_account=posting.available(recipient, contract.currency), amount=amount, currency=contract.currency,
+            references=References(contract=contract.id, listing=contract.listing_id, note=f"fee share: {share}"),
+        ))
     indexes: list[int] = []
     if transfers:
         journal = await post_one(session, ledger, JournalIn(transfers=transfers), now)
@@ -270,6 +279,7 @@ async def settle(session: AsyncSession, ledger: Ledger, contract: Contract, now:
         "currency": contract.currency,
         "buyer_fee": contract.buyer_fee,
         "vendor_fee": contract.vendor_fee,
+        "fee_shares": [{"share": share, "participant_id": recipient, "amount": amount} for share, recipient, amount in shares],
         "settlement_entries": indexes,
         "settled_at": millis(now),
         "confirmed_by": reason,
@@ -283,6 +293,27 @@ async def settle(session: AsyncSession, ledger: Ledger, contract: Contract, now:
     session.add(contract)
     await session.flush()
     return contract
+
+
+_rules_cache = RulebookCache()
+
+
+async def _fee_shares(session: AsyncSession, contract: Contract) -> list[tuple[str, str, int]]:
+    """The shares of the contract's fees (sponsor, public body), by the rules that made it."""
+    from exchange.rulebook import store, trading
+    from exchange.tables import Listing, Participant
+
+    total = contract.buyer_fee + contract.vendor_fee
+    if not total:
+        return []
+    rules = await store.by_hash(session, _rules_cache, str(contract.content["rules_hash"]))
+    vendor = await session.get(Participant, contract.vendor_id)
+    listing = await session.get(Listing, contract.listing_id)
+    category = str(contract.content.get("category") or (listing.category if listing else ""))
+    shares = trading.fee_splits(rules.rulebook, total, category, vendor.sponsor_id if vendor else None)
+    # A share for someone who is not a participant (a stale id in the rules) stays with the exchange.
+    known = {p for p in (await session.execute(sa.select(Participant.id).where(Participant.id.in_([r for _, r, _ in shares])))).scalars()} if shares else set()  # type: ignore[attr-defined]
+    return [share for share in shares if share[1] in known]
 
 
 async def refund(session: AsyncSession, ledger: Ledger, contract: Contract, now: datetime, *, reason: str) -> Contract:

@@ -434,6 +434,11 @@ def _check_fees(fees: FeeRules) -> list[RuleError]:
         if schedule.plan_kind not in PLAN_KINDS
     ]
     errors += _duplicates(file, "fees", [schedule.plan_kind for schedule in fees.fees], "plan_kind")
+    splits = fees.splits
+    if splits.sponsor_bps + splits.public_body_bps > 10_000:
+        errors.append(RuleError(file, "splits.public_body_bps", "sponsor_bps and public_body_bps together exceed 10000 (all of the fee)"))
+    if splits.public_body_bps and not splits.public_body_id:
+        errors.append(RuleError(file, "splits.public_body_id", "public_body_bps is above 0: name the public body's participant id"))
     for index, schedule in enumerate(fees.fees):
         for position in range(1, len(schedule.tiers)):
             previous, tier = schedule.tiers[position - 1], schedule.tiers[position]

@@ -327,11 +327,25 @@ def _shipped_fees() -> list[FeeSchedule]:
     return [*paid, FeeSchedule(plan_kind="free", buyer_bps=0, vendor_bps=0)]
 
 
+class FeeSplits(_Rules, frozen=True, kw_only=True):
+    """Who shares the fees the exchange collects on a settled trade (分润)."""
+
+    sponsor_bps: Annotated[int, Meta(ge=0, le=10_000)] = 1_000
+    """Share of a trade's fees paid to the data merchant (数商) sponsoring its vendor, if any."""
+    public_body_bps: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    """Share of the fees on public-data trades paid to the authorising public body."""
+    public_body_id: Annotated[str, Meta(max_length=40)] = ""
+    """The participant id of the authorising public body; empty: no public-body share."""
+    public_categories: Annotated[list[str], Meta(max_length=20)] = msgspec.field(default_factory=lambda: ["public"])
+    """Categories whose trades give the public body its share."""
+
+
 class FeeRules(_Rules, frozen=True, kw_only=True):
     """fees.toml: the exchange's fees per plan kind, with volume tiers (收费标准)."""
 
     fees: Annotated[list[FeeSchedule], Meta(max_length=20)] = msgspec.field(default_factory=_shipped_fees)
     """A plan kind without a schedule pays no fees."""
+    splits: FeeSplits = msgspec.field(default_factory=FeeSplits)
 
     def schedule(self, plan_kind: str) -> FeeSchedule | None:
         return next((fee for fee in self.fees if fee.plan_kind == plan_kind), None)

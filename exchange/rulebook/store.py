@@ -75,7 +75,7 @@ async def by_hash(session: AsyncSession, cache: RulebookCache, rules_hash: str) 
     if version is None:
         raise NotFound(f"No rule set with hash {rules_hash}.")
     cached = cache.get(version)
-    if cached is not None:
+    if cached is not None and cached.hash == rules_hash:  # a cache outliving its database must not answer
         return cached
     row = await session.get(RuleSet, version)
     assert row is not None

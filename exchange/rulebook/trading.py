@@ -375,3 +375,17 @@ def _hours(span: timedelta) -> str:
 
 def _days(span: timedelta) -> str:
     return f"{span.total_seconds() / 86400:g} days"
+
+
+def fee_splits(rulebook: Rulebook, total_fee_fen: int, category: str, sponsor_id: str | None) -> list[tuple[str, str, int]]:
+    """How a settled trade's fees are shared: (share, recipient participant id, fen) for each
+    share paid out of the exchange's fees; the exchange keeps the rest. Shares round down, so
+    the exchange never pays out more than it collected."""
+    _fen(total_fee_fen, "total_fee_fen")
+    splits = rulebook.fees.splits
+    shares = []
+    if sponsor_id and splits.sponsor_bps:
+        shares.append(("sponsor", sponsor_id, total_fee_fen * splits.sponsor_bps // 10_000))
+    if splits.public_body_id and splits.public_body_bps and category in splits.public_categories:
+        shares.append(("public_body", splits.public_body_id, total_fee_fen * splits.public_body_bps // 10_000))
+    return [share for share in shares if share[2] > 0]
