@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service
+from exchange.orders import auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
 from exchange.orders.schemas import (
     AcceptIn,
     AuctionIn,
@@ -20,6 +20,7 @@ from exchange.orders.schemas import (
     BillPage,
     BookOut,
     CloseIn,
+    ConcentrationOut,
     ContractOut,
     ContractPage,
     DisputeIn,
@@ -109,6 +110,17 @@ async def explain_listing(request: Request[Any, Any, Any], exchange: NamedDepend
 async def explain_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ExplainOut:
     async with exchange.unit(request, write=False) as unit:
         return await explaining.contract_fees(unit.session, exchange.rule_cache, require(unit.caller), contract_id)
+
+
+@get("/v1/surveillance/concentration", summary="Who holds how much of each category's licences (regulator, operator)")
+async def concentration(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange],
+    category: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    days: Annotated[int | None, QueryParameter(ge=1, le=3660)] = None,
+) -> ConcentrationOut:
+    async with exchange.unit(request, write=False) as unit:
+        require(unit.caller, "regulator", "operator")
+        return await surveillance.report(unit.session, await unit.rules(), category, days, unit.now)
 
 
 @post("/v1/orders/{order_id:str}/approve", status_code=200, summary="Approve a buy that waits for the vendor: the contract is formed")
@@ -324,6 +336,7 @@ async def close_negotiation(request: Request[Any, Any, Any], exchange: NamedDepe
 
 
 ROUTES = [
+    concentration,
     explain_order,
     explain_listing,
     explain_contract,

@@ -351,3 +351,22 @@ class ExplainOut(Struct, frozen=True, kw_only=True):
     rulebook_version: int
     judged_at: datetime
     rules: list[TraceOut]
+
+
+class Holder(Struct, frozen=True, kw_only=True):
+    buyer_id: str
+    licences: int
+    share_bps: int
+
+
+class CategoryConcentration(Struct, frozen=True, kw_only=True):
+    category: str
+    licences: int
+    limit_bps: int
+    top: list[Holder]
+
+
+class ConcentrationOut(Struct, frozen=True, kw_only=True):
+    since: datetime
+    days: int
+    categories: list[CategoryConcentration]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth import Caller
 from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
-from exchange.orders import contracts, matching
+from exchange.orders import contracts, matching, surveillance
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
 from exchange.rulebook import shadow, trading
 from exchange.rulebook.evaluate import Violation
@@ -153,6 +153,13 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
     facts = await _check_rules(session, rules, caller, listing, plan, body, now)
+    if body.side == "buy" and kind in surveillance.LICENCE_KINDS:
+        licences = 1 if kind == "subscription" else body.quantity
+        concentrated = await surveillance.concentration_violation(session, rules, listing.category, caller.id, licences, now)
+        if concentrated is not None:
+            refused = _refuse([concentrated], rules)
+            refused.facts = facts  # type: ignore[attr-defined]
+            raise refused
     expires_at = body.expires_at
     if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
         # A resting order lives at most as long as the rules allow, whether or not it says so.
@@ -379,6 +386,9 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         if current.id in touched:
             current.updated_at = now
             session.add(current)
+    if outcome.fills:
+        await session.flush()
+        await surveillance.circuit_breaker(session, rules, book_row, now)
 
 
 # ── cancelling, reading ──

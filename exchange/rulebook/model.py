@@ -271,8 +271,23 @@ def _shipped_access() -> list[AccessRule]:
     ]
 
 
+class SurveillanceRules(_Rules, frozen=True, kw_only=True):
+    """Market surveillance (市场监察): concentration limits and circuit breakers."""
+
+    concentration_max_bps: Annotated[int, Meta(ge=1, le=10_000)] = 5_000
+    """No buyer may hold more than this share of a category's licences sold in the window."""
+    concentration_days: Annotated[int, Meta(ge=1, le=3_660)] = 30
+    concentration_min_licences: Annotated[int, Meta(ge=1, le=10**9)] = 20
+    """The limit applies once the category has this many licences in the window (with the new one)."""
+    circuit_breaker_bps: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
+    """A quota book whose price moves this much within the window is halted."""
+    circuit_breaker_minutes: Annotated[int, Meta(ge=1, le=1_440)] = 5
+
+
 class TradingRules(_Rules, frozen=True, kw_only=True):
     """trading.toml: when and how orders may be placed, and who may buy what (交易规则)."""
+
+    surveillance: SurveillanceRules = msgspec.field(default_factory=SurveillanceRules)
 
     sessions: SessionRules = msgspec.field(default_factory=SessionRules)
     quota: QuotaRules = msgspec.field(default_factory=QuotaRules)

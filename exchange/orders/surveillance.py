@@ -1,0 +1,85 @@
+"""Market surveillance (市场监察) under trading.toml's [surveillance]: a buyer may not gather
+more than a set share of a category's licences within a window, and a quota book whose price
+moves too far too fast is halted (熔断) until an operator resumes it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.orders.schemas import CategoryConcentration, ConcentrationOut, Holder
+from exchange.rulebook.evaluate import Violation
+from exchange.rulebook.store import ActiveRules
+from exchange.tables import Book, Contract, Listing, Trade
+
+LICENCE_KINDS = ("fixed", "free", "subscription", "auction", "negotiated")
+TOP_HOLDERS = 10
+
+
+def _licences(since: datetime) -> sa.Select[tuple[str, str, int]]:
+    licences = sa.case((Contract.plan_kind == "subscription", 1), else_=sa.cast(Contract.content["quantity"].as_string(), sa.Integer))
+    return (
+        sa.select(Listing.category, Contract.buyer_id, sa.func.sum(licences))
+        .join(Listing, Listing.id == Contract.listing_id)
+        .where(Contract.created_at >= since, Contract.status != "refunded", Contract.plan_kind.in_(LICENCE_KINDS))  # type: ignore[attr-defined]
+        .group_by(Listing.category, Contract.buyer_id)
+    )
+
+
+async def concentration_violation(session: AsyncSession, rules: ActiveRules, category: str, buyer_id: str, licences: int, now: datetime) -> Violation | None:
+    """Whether buying `licences` more would give the buyer too large a share of the category."""
+    watch = rules.rulebook.trading.surveillance
+    since = now - timedelta(days=watch.concentration_days)
+    rows = (await session.execute(_licences(since).where(Listing.category == category))).all()
+    total = sum(int(n) for _, _, n in rows) + licences
+    mine = sum(int(n) for _, buyer, n in rows if buyer == buyer_id) + licences
+    if total < watch.concentration_min_licences or mine * 10_000 <= watch.concentration_max_bps * total:
+        return None
+    return Violation(
+        "trading.surveillance.concentration_max_bps",
+        f"With this order the buyer would hold {mine} of the {total} {category} licences sold in {watch.concentration_days} days "
+        f"({mine * 10_000 // total} bps), above the limit of {watch.concentration_max_bps} bps.",
+        "trading.toml: surveillance.concentration_max_bps",
+    )
+
+
+async def circuit_breaker(session: AsyncSession, rules: ActiveRules, book: Book, now: datetime) -> str | None:
+    """Halt the book when its trades within the window moved the price too far; returns why."""
+    watch = rules.rulebook.trading.surveillance
+    since = now - timedelta(minutes=watch.circuit_breaker_minutes)
+    prices = list((await session.execute(
+        sa.select(Trade.price).where(Trade.listing_id == book.listing_id, Trade.at >= since).order_by(Trade.seq, Trade.id)
+    )).scalars())
+    if len(prices) < 2:
+        return None
+    first = prices[0]
+    worst = max(prices, key=lambda price: abs(price - first))
+    move = abs(worst - first) * 10_000 // first
+    if move < watch.circuit_breaker_bps:
+        return None
+    reason = (f"trading.surveillance.circuit_breaker_bps: the price moved {move} bps ({first} → {worst} fen) within "
+              f"{watch.circuit_breaker_minutes} minutes; the limit is {watch.circuit_breaker_bps}")
+    book.status, book.halted_reason, book.updated_at = "halted", reason, now
+    session.add(book)
+    return reason
+
+
+async def report(session: AsyncSession, rules: ActiveRules, category: str | None, days: int | None, now: datetime) -> ConcentrationOut:
+    watch = rules.rulebook.trading.surveillance
+    days = days or watch.concentration_days
+    since = now - timedelta(days=days)
+    query = _licences(since)
+    if category is not None:
+        query = query.where(Listing.category == category)
+    by_category: dict[str, list[tuple[str, int]]] = {}
+    for cat, buyer, licences in (await session.execute(query)).all():
+        by_category.setdefault(cat, []).append((buyer, int(licences)))
+    categories = []
+    for cat, holders in sorted(by_category.items()):
+        total = sum(n for _, n in holders)
+        top = sorted(holders, key=lambda h: (-h[1], h[0]))[:TOP_HOLDERS]
+        categories.append(CategoryConcentration(category=cat, licences=total, limit_bps=watch.concentration_max_bps,
+                                                top=[Holder(buyer_id=b, licences=n, share_bps=n * 10_000 // total) for b, n in top]))
+    return ConcentrationOut(since=since, days=days, categories=categories)
