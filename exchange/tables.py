@@ -578,4 +578,23 @@ class ShadowDivergence(SQLModel, table=True):
     at: datetime = _time()
 
 
+
+class Amendment(SQLModel, table=True):
+    """A proposed change to a contract's licence terms; accepted, it becomes a new signed
+    contract that amends the old one."""
+
+    __tablename__ = "amendments"
+
+    id: str = Field(primary_key=True, max_length=40)
+    contract_id: str = Field(foreign_key="contracts.id", index=True, max_length=40)
+    proposed_by: str = Field(max_length=40)
+    changes: dict[str, Any] = _json()
+    reason: str = Field(max_length=2000)
+    status: str = Field(max_length=16)
+    """proposed, accepted, declined."""
+    new_contract_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _time()
+    decided_at: datetime | None = _time(default=None)
+
+
 metadata = SQLModel.metadata

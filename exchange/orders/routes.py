@@ -11,9 +11,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
-from exchange.orders import auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
+from exchange.orders import amendments, auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
 from exchange.orders.schemas import (
     AcceptIn,
+    AmendmentIn,
+    AmendmentOut,
     AuctionIn,
     AuctionOut,
     BillOut,
@@ -270,6 +272,34 @@ async def contract_bills(request: Request[Any, Any, Any], exchange: NamedDepende
         return await postpaid.bills(unit.session, require(unit.caller), contract_id)
 
 
+@post("/v1/contracts/{contract_id:str}/amendments", status_code=201, summary="Propose new licence terms (a party)")
+async def propose_amendment(
+    request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[AmendmentIn], idempotency_key: IdempotencyKey = None
+) -> Response[AmendmentOut]:
+    async def action(unit: Unit, caller: Caller) -> AmendmentOut:
+        return await amendments.propose(unit.session, caller, contract_id, data, unit.now)
+
+    return await exchange.create(request, idempotency_key, action, roles=("buyer", "vendor"))
+
+
+@get("/v1/contracts/{contract_id:str}/amendments", summary="A contract's amendments (its parties)")
+async def list_amendments(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> list[AmendmentOut]:
+    async with exchange.unit(request, write=False) as unit:
+        return await amendments.of_contract(unit.session, require(unit.caller), contract_id)
+
+
+@post("/v1/contracts/{contract_id:str}/amendments/{amendment_id:str}/accept", status_code=200, summary="Accept: a new signed contract amends this one")
+async def accept_amendment(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], amendment_id: FromPath[str]) -> AmendmentOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await amendments.accept(unit.session, exchange.ledger, require(unit.caller), contract_id, amendment_id, unit.now)
+
+
+@post("/v1/contracts/{contract_id:str}/amendments/{amendment_id:str}/decline", status_code=200, summary="Decline a proposed amendment")
+async def decline_amendment(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], amendment_id: FromPath[str]) -> AmendmentOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await amendments.decline(unit.session, require(unit.caller), contract_id, amendment_id, unit.now)
+
+
 @post("/v1/listings/{listing_id:str}/notices", status_code=201, summary="Notify the holders of a listing's contracts (its vendor)")
 async def post_notice(
     request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[NoticeIn], idempotency_key: IdempotencyKey = None
@@ -369,6 +399,10 @@ ROUTES = [
     refresh_token,
     terminate_contract,
     cancel_renewal,
+    propose_amendment,
+    list_amendments,
+    accept_amendment,
+    decline_amendment,
     report_usage,
     report_revenue,
     contract_bills,

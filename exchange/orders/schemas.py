@@ -370,3 +370,28 @@ class ConcentrationOut(Struct, frozen=True, kw_only=True):
     since: datetime
     days: int
     categories: list[CategoryConcentration]
+
+
+class LicenceChanges(_Wire):
+    duration_days: Annotated[int, Meta(ge=1, le=36_600)] | None = None
+    purposes: Annotated[list[Purpose], Meta(min_length=1, max_length=20)] | None = None
+    territory: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    onward_transfer: bool | None = None
+
+
+class AmendmentIn(_Wire):
+    changes: LicenceChanges
+    reason: Text
+
+
+class AmendmentOut(Struct, frozen=True, kw_only=True):
+    id: str
+    contract_id: str
+    proposed_by: str
+    changes: dict[str, Any]
+    reason: str
+    status: str
+    """proposed, accepted, declined."""
+    new_contract_id: str | None
+    created_at: datetime
+    decided_at: datetime | None
