@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
-from exchange.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, TransferRefused
+from exchange.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, TransferRefused
 from exchange.core.ids import new_id
 from exchange.orders import billing, contracts
 from exchange.orders.schemas import BillOut, BillPage, RevenueIn, UsageAccepted, UsageIn
@@ -234,3 +234,59 @@ async def open_contract(session: AsyncSession, ledger: Ledger, rules: ActiveRule
     contract.status = "postpaid"  # nothing is held: bills settle from the buyer's balance as they fall due
     session.add(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=order.id, price=0, quantity=1, seq=order.seq, at=now))
     order.remaining, order.status = 0, "filled"
+
+
+async def _bill(session: AsyncSession, caller: Caller, bill_id: str) -> tuple[Bill, Contract]:
+    bill = await session.get(Bill, bill_id)
+    if bill is None:
+        raise NotFound(f"No bill {bill_id!r}.")
+    contract = await contracts.load(session, caller, bill.contract_id, for_update=True)
+    return bill, contract
+
+
+async def dispute_bill(session: AsyncSession, rules: ActiveRules, caller: Caller, bill_id: str, reason: str, now: datetime) -> BillOut:
+    """A party disputes a bill (usage counted wrong, revenue under-reported) within the rules'
+    dispute window; an operator then upholds it or refunds it."""
+    bill, contract = await _bill(session, caller, bill_id)
+    if caller.id not in (contract.buyer_id, contract.vendor_id):
+        raise Forbidden("Only a party to the contract disputes its bills.")
+    window = trading.settlement_windows(rules.rulebook)[2]
+    if bill.status not in ("paid", "unpaid"):
+        raise InvalidTransition(f"Bill {bill.id} is {bill.status}.")
+    if now > bill.created_at + window:
+        raise InvalidTransition(f"The dispute window of bill {bill.id} closed at {(bill.created_at + window).isoformat()} (settlement.toml: dispute_hours).")
+    bill.detail = {**bill.detail, "dispute": {"by": caller.id, "reason": reason, "at": now.isoformat(), "status_before": bill.status}}
+    bill.status, bill.updated_at = "disputed", now
+    session.add(bill)
+    await session.flush()
+    return bill_out(bill)
+
+
+async def resolve_bill(session: AsyncSession, ledger: Ledger, caller: Caller, bill_id: str, outcome: str, reason: str, now: datetime) -> BillOut:
+    bill, contract = await _bill(session, caller, bill_id)
+    if not caller.has("operator"):
+        raise Forbidden("Only an operator resolves a disputed bill.")
+    if bill.status != "disputed":
+        raise InvalidTransition(f"Bill {bill.id} is {bill.status}, not disputed.")
+    before = bill.detail["dispute"]["status_before"]
+    if outcome == "refund" and before == "paid" and bill.amount > 0:
+        currency = contract.currency
+        refs = References(contract=contract.id, listing=contract.listing_id, note=f"bill {bill.id} refunded: {reason}"[:200])
+        # The buyer gets back all it paid: the vendor its proceeds, the exchange both fees.
+        buyer = posting.available(contract.buyer_id, currency)
+        back = [Transfer(id=f"{bill.id}.refund", kind=TransferKind.refund, debit_account=posting.available(contract.vendor_id, currency),
+                         credit_account=buyer, amount=bill.amount - bill.vendor_fee, currency=currency, references=refs)]
+        if bill.buyer_fee + bill.vendor_fee:
+            back.append(Transfer(id=f"{bill.id}.refund-fees", kind=TransferKind.refund, debit_account=posting.fees(currency),
+                                 credit_account=buyer, amount=bill.buyer_fee + bill.vendor_fee, currency=currency, references=refs))
+        await post_one(session, ledger, JournalIn(transfers=[t for t in back if t.amount]), now)
+        bill.status = "refunded"
+    elif outcome == "refund":
+        bill.status = "cancelled"  # never paid: nothing to give back, and nothing more to collect
+    else:
+        bill.status = before
+    bill.detail = {**bill.detail, "resolution": {"by": caller.id, "outcome": outcome, "reason": reason, "at": now.isoformat()}}
+    bill.updated_at = now
+    session.add(bill)
+    await session.flush()
+    return bill_out(bill)

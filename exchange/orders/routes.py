@@ -20,6 +20,7 @@ from exchange.orders.schemas import (
     AuctionOut,
     BillOut,
     BillPage,
+    BillResolveIn,
     BookOut,
     CloseIn,
     ConcentrationOut,
@@ -300,6 +301,18 @@ async def decline_amendment(request: Request[Any, Any, Any], exchange: NamedDepe
         return await amendments.decline(unit.session, require(unit.caller), contract_id, amendment_id, unit.now)
 
 
+@post("/v1/bills/{bill_id:str}/dispute", status_code=200, summary="Dispute a postpaid bill within the dispute window (a party)")
+async def dispute_bill(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], bill_id: FromPath[str], data: JSONBody[DisputeIn]) -> BillOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await postpaid.dispute_bill(unit.session, await unit.rules(), require(unit.caller), bill_id, data.reason, unit.now)
+
+
+@post("/v1/bills/{bill_id:str}/resolve", status_code=200, summary="Uphold or refund a disputed bill (operator)")
+async def resolve_bill(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], bill_id: FromPath[str], data: JSONBody[BillResolveIn]) -> BillOut:
+    async with exchange.unit(request, write=True) as unit:
+        return await postpaid.resolve_bill(unit.session, exchange.ledger, require(unit.caller), bill_id, data.outcome, data.reason, unit.now)
+
+
 @post("/v1/listings/{listing_id:str}/notices", status_code=201, summary="Notify the holders of a listing's contracts (its vendor)")
 async def post_notice(
     request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: JSONBody[NoticeIn], idempotency_key: IdempotencyKey = None
@@ -406,6 +419,8 @@ ROUTES = [
     report_usage,
     report_revenue,
     contract_bills,
+    dispute_bill,
+    resolve_bill,
     post_notice,
     listing_notices,
     my_notices,

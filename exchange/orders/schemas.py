@@ -395,3 +395,8 @@ class AmendmentOut(Struct, frozen=True, kw_only=True):
     new_contract_id: str | None
     created_at: datetime
     decided_at: datetime | None
+
+
+class BillResolveIn(_Wire):
+    outcome: Literal["uphold", "refund"]
+    reason: Text

@@ -113,3 +113,27 @@ async def test_revenue_share_bills_the_share_with_a_minimum_and_trues_up(market:
     assert (await market.balances(buyer))["available"] == 1_000_000 - 100_000 - first["buyer_fee"] + 50_000
     assert (await api.request("POST", path, buyer, json={"period": "2027-05", "revenue": 1})).status_code == 422
     await market.verify_ledger()
+
+
+async def test_a_disputed_bill_is_refunded_by_an_operator(market: Market, api: Api, clock: MovableClock) -> None:
+    listing = await market.listing({"kind": "revenue_share", "share_bps": 1_000, "minimum": money(50_000)})
+    _, buyer = await market.buyer(1_000_000)
+    contract_id = (await market.order(buyer, listing)).json()["contract_ids"][0]
+    bill = (await api.request("POST", f"/v1/contracts/{contract_id}/revenue", buyer, json={"period": "2026-11", "revenue": 2_000_000})).json()
+    assert bill["amount"] == 200_000
+    outsider = (await market.buyer())[1]
+    assert (await api.request("POST", f"/v1/bills/{bill['id']}/dispute", outsider, json={"reason": "x"})).status_code == 404
+    disputed = await api.request("POST", f"/v1/bills/{bill['id']}/dispute", buyer, json={"reason": "reported gross, not net revenue"})
+    assert disputed.status_code == 200 and disputed.json()["status"] == "disputed"
+    assert (await api.request("POST", f"/v1/bills/{bill['id']}/resolve", buyer, json={"outcome": "refund", "reason": "x"})).status_code == 403
+    refunded = await api.request("POST", f"/v1/bills/{bill['id']}/resolve", api.operator_key, json={"outcome": "refund", "reason": "net revenue was reported late"})
+    assert refunded.status_code == 200 and refunded.json()["status"] == "refunded"
+    assert (await market.balances(buyer))["available"] == 1_000_000  # all of it back, fees included
+    clock.advance(days=8)  # settlement.toml: dispute_hours = 168
+    late = (await api.request("POST", f"/v1/contracts/{contract_id}/revenue", buyer, json={"period": "2026-11", "revenue": 600_000})).json()
+    assert (await api.request("POST", f"/v1/bills/{late['id']}/dispute", market.vendor, json={"reason": "x"})).status_code == 200
+    clock.advance(days=8)
+    other = (await api.request("POST", f"/v1/contracts/{contract_id}/revenue", buyer, json={"period": "2026-12", "revenue": 0})).json()
+    clock.advance(days=8)
+    assert (await api.request("POST", f"/v1/bills/{other['id']}/dispute", market.vendor, json={"reason": "x"})).status_code == 409
+    await market.verify_ledger()
