@@ -257,7 +257,7 @@ async def settle(session: AsyncSession, ledger: Ledger, contract: Contract, now:
             id=f"{contract.id}.vendor-fee", kind=TransferKind.fee, debit_account=posting.available(contract.vendor_id, contract.currency),
             credit_account=posting.fees(contract.currency), amount=contract.vendor_fee, currency=contract.currency, references=refs,
         ))
-    shares = await _fee_shares(session, contract)
+    shares = await fee_shares(session, contract)
     for share, recipient, amount in shares:
         transfers.append(Transfer(
             id=f"{contract.id}.share.{share}", kind=TransferKind.fee, debit_account=posting.fees(contract.currency),
@@ -298,12 +298,13 @@ async def settle(session: AsyncSession, ledger: Ledger, contract: Contract, now:
 _rules_cache = RulebookCache()
 
 
-async def _fee_shares(session: AsyncSession, contract: Contract) -> list[tuple[str, str, int]]:
-    """The shares of the contract's fees (sponsor, public body), by the rules that made it."""
+async def fee_shares(session: AsyncSession, contract: Contract, total: int | None = None) -> list[tuple[str, str, int]]:
+    """The shares of the contract's fees (or of `total` fees of one of its bills) for the
+    sponsor and the public body, by the rules that made the contract."""
     from exchange.rulebook import store, trading
     from exchange.tables import Listing, Participant
 
-    total = contract.buyer_fee + contract.vendor_fee
+    total = contract.buyer_fee + contract.vendor_fee if total is None else total
     if not total:
         return []
     rules = await store.by_hash(session, _rules_cache, str(contract.content["rules_hash"]))

@@ -110,6 +110,11 @@ async def _charge(
             transfers.append(Transfer(id=f"{bill.id}.vendor-fee", kind=TransferKind.fee, debit_account=vendor, credit_account=posting.fees(currency), amount=vendor_fee, currency=currency, references=refs))
         if buyer_fee:
             transfers.append(Transfer(id=f"{bill.id}.buyer-fee", kind=TransferKind.fee, debit_account=buyer, credit_account=posting.fees(currency), amount=buyer_fee, currency=currency, references=refs))
+        shares = await contracts.fee_shares(session, contract, buyer_fee + vendor_fee)
+        for share, recipient, share_amount in shares:
+            transfers.append(Transfer(id=f"{bill.id}.share.{share}", kind=TransferKind.fee, debit_account=posting.fees(currency),
+                                      credit_account=posting.available(recipient, currency), amount=share_amount, currency=currency, references=refs))
+        bill.detail = {**bill.detail, "fee_shares": [{"share": s, "participant_id": r, "amount": a} for s, r, a in shares]}
     elif amount < 0:
         transfers.append(Transfer(id=f"{bill.id}.credit", kind=TransferKind.refund, debit_account=vendor, credit_account=buyer, amount=-amount, currency=currency, references=refs))
     if not transfers:
