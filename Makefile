@@ -35,6 +35,8 @@ bench: $(VENV)/.installed-dev ## print ledger, Merkle and matching throughput (S
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/merkle.py
 	$(BIN)/python benchmarks/matching.py
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/usage.py
 
 demo: $(VENV)/.installed ## load the demo catalogue into the embedded database
 	$(BIN)/exchange migrate
