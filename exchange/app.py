@@ -28,6 +28,8 @@ from exchange.rulebook.files import read_rule_dir
 from exchange.rulebook.routes import ROUTES as RULE_ROUTES
 from exchange.settings import Settings
 from exchange.settlement.routes import ROUTES as SETTLEMENT_ROUTES
+from exchange.web.engine import static_files, template_config
+from exchange.web.routes import ROUTES as WEB_ROUTES
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -128,7 +130,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES],
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, static_files()],
+        template_config=template_config(),
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],

@@ -597,4 +597,18 @@ class Amendment(SQLModel, table=True):
     decided_at: datetime | None = _time(default=None)
 
 
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds only this random id; the API key is never stored."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    """SHA-256 of the cookie's value."""
+    participant_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _time()
+    expires_at: datetime = _time()
+
+
 metadata = SQLModel.metadata

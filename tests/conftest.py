@@ -88,6 +88,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "web_sessions",
     "amendments",
     "shadow_divergences",
     "rule_shadows",

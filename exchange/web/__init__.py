@@ -1,0 +1,1 @@
+"""Server-rendered pages: the catalogue, accounts, the console, the ledger explorer."""
