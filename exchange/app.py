@@ -28,6 +28,7 @@ from exchange.rulebook.files import read_rule_dir
 from exchange.rulebook.routes import ROUTES as RULE_ROUTES
 from exchange.settings import Settings
 from exchange.settlement.routes import ROUTES as SETTLEMENT_ROUTES
+from exchange.web.console import ROUTES as CONSOLE_ROUTES
 from exchange.web.engine import static_files, template_config
 from exchange.web.routes import ROUTES as WEB_ROUTES
 
@@ -130,7 +131,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, static_files()],
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, *CONSOLE_ROUTES, static_files()],
         template_config=template_config(),
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
