@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from litestar import Litestar, get
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
@@ -20,6 +21,7 @@ from exchange import problems
 from exchange.context import Clock, Exchange, utc_now
 from exchange.listings.routes import ROUTES as LISTING_ROUTES
 from exchange.log import configure_logging, log
+from exchange.metrics import Metrics
 from exchange.orders.routes import ROUTES as ORDER_ROUTES
 from exchange.orders.sweep import sweep
 from exchange.participants.routes import ROUTES as PARTICIPANT_ROUTES
@@ -42,10 +44,18 @@ async def health(exchange: NamedDependency[Exchange]) -> dict[str, Any]:
     return {"status": "ok", "database": exchange.db.dialect, "rules_version": rules.version, "rules_hash": rules.hash}
 
 
-def request_log_middleware(app: ASGIApp) -> ASGIApp:
-    """Bind a request id to every log line of the request and log one line when it ends.
-    Only method, path and status are logged: never headers, bodies or query strings."""
+def request_log_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """Bind a request id to every log line of the request, log one line when it ends, and count
+    it for /metrics by route template. Only method, path and status are logged: never headers,
+    bodies or query strings."""
 
+    def wrap(app: ASGIApp) -> ASGIApp:
+        return _logged(app, metrics)
+
+    return wrap
+
+
+def _logged(app: ASGIApp, metrics: Metrics) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -67,13 +77,15 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             log.info(
                 "request.completed",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
+            metrics.observe(scope["method"], str(scope.get("path_template") or "unmatched"), status, elapsed)
             structlog.contextvars.clear_contextvars()
 
     return middleware
@@ -81,6 +93,12 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     exchange = Exchange(settings, clock)
+    metrics = Metrics()
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response[bytes]:
+        body, content_type = await metrics.render(exchange)
+        return Response(content=body, media_type=content_type)
 
     async def load_initial_rules(app: Litestar) -> None:
         """First start: the shipped (or EXCHANGE_RULES_DIR) files become rule-set version 1."""
@@ -131,11 +149,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, *CONSOLE_ROUTES, static_files()],
+        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, *CONSOLE_ROUTES, metrics_endpoint, static_files()],
         template_config=template_config(),
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
-        middleware=[request_log_middleware],
+        middleware=[request_log_middleware(metrics)],
         on_startup=[load_initial_rules, sign_heads],
         on_shutdown=[close],
         openapi_config=OpenAPIConfig(

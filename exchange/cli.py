@@ -22,6 +22,7 @@ from exchange.settings import Settings
 from exchange.settlement.ledger import Ledger
 
 T = TypeVar("T")
+SHUTDOWN_GRACE_S = 30
 
 
 def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -55,7 +56,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     settings = msgspec.structs.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to the timeout),
+    # then runs the app's shutdown hooks (the head signer stops, connections close).
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     return 0
 
 
@@ -280,6 +284,69 @@ def cmd_entitlements_verify(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def _sqlite_path(settings: Settings) -> Path | None:
+    url = settings.database_url
+    prefix = "sqlite+aiosqlite:///"
+    return Path(url[len(prefix):]) if url.startswith(prefix) else None
+
+
+def _integrity(path: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _copy(source: Path, target: Path) -> None:
+    """SQLite's online backup: a consistent copy even while the server writes."""
+    import sqlite3
+
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    database = _sqlite_path(settings)
+    if database is None:
+        print("backup is for the embedded SQLite database; back PostgreSQL up with pg_dump", file=sys.stderr)
+        return 2
+    target = Path(args.file)
+    if target.exists():
+        print(f"{target} exists; choose a new file", file=sys.stderr)
+        return 2
+    _copy(database, target)
+    state = _integrity(target)
+    if state != "ok":
+        print(f"the copy failed its integrity check: {state}", file=sys.stderr)
+        return 1
+    print(f"backed up {database} to {target.resolve()} ({target.stat().st_size:,} bytes, integrity ok)")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    database = _sqlite_path(settings)
+    if database is None:
+        print("restore is for the embedded SQLite database; restore PostgreSQL with pg_restore", file=sys.stderr)
+        return 2
+    source = Path(args.file)
+    if not source.is_file() or _integrity(source) != "ok":
+        print(f"{source} is not an intact SQLite database", file=sys.stderr)
+        return 1
+    kept = None
+    if database.exists():
+        kept = database.with_name(f"{database.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        _copy(database, kept)
+    _copy(source, database)  # written through SQLite, so a server holding the file sees one or the other
+    from exchange.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"restored {database} from {source.resolve()}" + (f"; the previous database is kept in {kept}" if kept else ""))
+    print("check it with: exchange ledger verify")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="exchange", description="A data exchange engine.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -340,6 +407,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--audience", help="the vendor id the token must be for")
     check.add_argument("--keys", help="a saved GET /v1/ledger/keys response; default: the keys in the database")
     check.set_defaults(handler=cmd_entitlements_verify)
+
+    backup = commands.add_parser("backup", help="copy the embedded SQLite database, consistently, while it runs")
+    backup.add_argument("file")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="replace the embedded SQLite database with a backup (the old one is kept)")
+    restore.add_argument("file")
+    restore.set_defaults(handler=cmd_restore)
 
     demo = commands.add_parser("demo", help="load a demo catalogue")
     demo.add_argument("--keys-file", default="var/demo-keys.json")

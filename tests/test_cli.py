@@ -108,3 +108,21 @@ def test_ledger_export_verify_and_key_rotation(env: dict[str, str], tmp_path: Pa
     tampered = run("ledger", "verify", env=env, check=False)
     assert tampered.returncode == 1 and "first bad entry: 1" in tampered.stderr, tampered.stderr
     assert "ok:" in run("ledger", "verify", str(export), env=env).stdout  # the export was taken before
+
+
+def test_backup_and_restore_the_embedded_database(env: dict[str, str], tmp_path: Path) -> None:
+    run("migrate", env=env)
+    run("bootstrap", env=env)
+    backup = tmp_path / "backup.db"
+    assert "integrity ok" in run("backup", str(backup), env=env).stdout
+    assert run("backup", str(backup), env=env, check=False).returncode == 2  # never overwrites
+    assert "version 2" in run("rules", "apply", str(shipped_rules_dir()), "--reason", "after the backup", env=env).stdout
+    assert run("ledger", "verify", env=env).stdout.startswith("ok: 2 entries")
+    restored = run("restore", str(backup), env=env)
+    assert "previous database is kept" in restored.stdout
+    assert run("ledger", "verify", env=env).stdout.startswith("ok: 1 entries")  # back to the state of the backup
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database")
+    assert run("restore", str(garbage), env=env, check=False).returncode == 1
+    pg = {**env, "EXCHANGE_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
+    assert run("backup", str(tmp_path / "pg.db"), env=pg, check=False).returncode == 2
