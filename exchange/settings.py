@@ -79,9 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def _own(environ: Mapping[str, str]) -> dict[str, str]:
-    # EXCHANGE_TEST_* belong to the test suite, not to the server.
+    # EXCHANGE_TEST_* and EXCHANGE_BENCH_* belong to the test suite and the benchmarks.
     return {
         key[len(PREFIX) :]: value
         for key, value in environ.items()
-        if key.startswith(PREFIX) and not key.startswith(PREFIX + "TEST_")
+        if key.startswith(PREFIX) and not key.startswith((PREFIX + "TEST_", PREFIX + "BENCH_"))
     }

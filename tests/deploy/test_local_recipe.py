@@ -1,0 +1,127 @@
+"""The local recipe: one PostgreSQL, three app processes and nginx in front (deploy/local/run.sh).
+Crossing orders for one listing go through nginx to all three processes at once; the book
+never over-fills, no buyer's money is spent twice, and the ledger verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from exchange.db import Database
+from exchange.settings import Settings, normalise_database_url
+from exchange.settlement import audit
+from tests.conftest import POSTGRES_URL
+from tests.harness import listing_body
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PROCESSES = 3
+BUYERS = 15
+UNITS = 50
+
+
+def _free_base() -> int:
+    for _ in range(50):
+        base = random.randint(20_000, 60_000)
+        try:
+            for port in range(base, base + PROCESSES + 1):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI requires nginx for the deployment recipe: apt-get install -y nginx")
+        pytest.skip("the local recipe needs nginx (apt-get install -y nginx); set CI=true to require it")
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/exchange_recipe_test"
+
+    async def fresh() -> None:
+        admin = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as connection:
+            await connection.execute(sa.text("DROP DATABASE IF EXISTS exchange_recipe_test WITH (FORCE)"))
+        await admin.dispose()
+
+    asyncio.run(fresh())
+    base = _free_base()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
+    env |= {"EXCHANGE_DATABASE_URL": url.replace("+asyncpg", ""), "DEPLOY_PORT": str(base), "DEPLOY_PROCESSES": str(PROCESSES),
+            "DEPLOY_RUN": str(tmp_path / "run"), "EXCHANGE_LOG_LEVEL": "warning"}
+    started = subprocess.run([str(ROOT / "deploy/local/run.sh"), "start"], env=env, capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"http://127.0.0.1:{base}", url, tmp_path / "run"
+    finally:
+        subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.postgres_only
+def test_three_processes_behind_nginx_share_one_book(recipe: tuple[str, str, Path], clean_database_url: str) -> None:
+    url, database_url, run = recipe
+    operator = (run / "operator.key").read_text().strip()
+    asyncio.run(_trade(url, database_url, operator, run))
+
+
+async def _trade(url: str, database_url: str, operator: str, run: Path) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        def auth(key: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {key}"}
+
+        async def participant(role: str) -> tuple[str, str]:
+            made = (await client.post("/v1/participants", headers=auth(operator), json={"name": role, "roles": [role]})).json()
+            return made["id"], made["api_key"]
+
+        _, vendor = await participant("vendor")
+        buyers = [await participant("buyer") for _ in range(BUYERS)]
+        body = listing_body(plans=[{"kind": "quota", "unit": "1 GB", "reference_price": {"amount": 10_000, "currency": "CNY"}}])
+        listing = (await client.post("/v1/listings", headers=auth(vendor), json=body)).json()
+        submitted = (await client.post(f"/v1/listings/{listing['id']}/submit", headers=auth(vendor))).json()
+        approval = {"reason": "ok", "checklist": [{"item": i["item"], "passed": True, "evidence": "checked"} for i in submitted["checklist"]]}
+        listed = (await client.post(f"/v1/listings/{listing['id']}/approve", headers=auth(operator), json=approval)).json()
+        plan = listed["plans"][0]["id"]
+        for buyer_id, _ in buyers:
+            deposit = {"participant_id": buyer_id, "amount": 150_000, "currency": "CNY", "rail": "bank", "reference": f"r-{buyer_id}"}
+            assert (await client.post("/v1/accounts/deposits", headers=auth(operator), json=deposit)).status_code == 201
+        sell = await client.post("/v1/orders", headers=auth(vendor), json={"listing_id": listing["id"], "plan_id": plan, "side": "sell", "quantity": UNITS, "price": 10_000})
+        assert sell.status_code == 201
+
+        order = {"listing_id": listing["id"], "plan_id": plan, "quantity": 10, "price": 10_000}
+        responses = await asyncio.gather(*(client.post("/v1/orders", headers=auth(key), json=order) for _, key in buyers for _ in range(2)))
+        accepted = [r.json() for r in responses if r.status_code == 201]
+        assert all(r.json()["code"] == "insufficient_funds" for r in responses if r.status_code != 201)
+        assert sum(o["filled"] for o in accepted) == UNITS
+        assert max(sum(1 for o in accepted if o["participant_id"] == buyer_id) for buyer_id, _ in buyers) == 1
+        book = (await client.get(f"/v1/listings/{listing['id']}/book")).json()
+        assert book["asks"] == []
+
+        conf = (run / "nginx.conf").read_text()
+        ports = [int(line.split(":")[1].split()[0]) for line in conf.splitlines() if line.strip().startswith("server 127.0.0.1:")]
+        served = []
+        for port in ports:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            served.append(sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                              if s.name == "exchange_http_requests_total" and s.labels.get("route") == "/v1/orders" and s.labels.get("method") == "POST"))
+        assert len(served) == PROCESSES and all(count > 0 for count in served), served  # every process took orders
+
+    db = Database(Settings(database_url=database_url))
+    try:
+        report = await audit.verify_database(db)
+    finally:
+        await db.dispose()
+    assert report.ok and report.totals == {"CNY": 0}, report.problems
