@@ -5,12 +5,16 @@ book halts. Every form posts its session's CSRF token."""
 from __future__ import annotations
 
 import difflib
+from datetime import datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
+import sqlalchemy as sa
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter, URLEncodedBody
+from litestar.params import FromPath, MultipartBody, QueryParameter, URLEncodedBody
 from litestar.response import Redirect
 
 from exchange.context import Exchange
@@ -22,6 +26,7 @@ from exchange.orders import explaining
 from exchange.orders import service as orders
 from exchange.rulebook import service as rulebook
 from exchange.rulebook import store
+from exchange.tables import Contract
 from exchange.web.routes import Page, _check_csrf, _page, yuan
 
 DELIVERIES = ("api", "file", "report", "compute")
@@ -138,8 +143,22 @@ async def review_queue(request: Request[Any, Any, Any], exchange: NamedDependenc
         for item in pending.items:
             explained = await explaining.listing_review(session, exchange.rule_cache, page.caller, item.id)
             checks[item.id] = explained.rules
-    return page.render("console.html", pending=pending.items, checks=checks, rules_hash=rules.hash, rules_version=rules.version, yuan=yuan,
+        fees = await _fees_per_day(session, exchange.clock())
+    return page.render("console.html", pending=pending.items, checks=checks, fees=fees, rules_hash=rules.hash, rules_version=rules.version, yuan=yuan,
                        error=request.query_params.get("error"))
+
+
+async def _fees_per_day(session: Any, now: datetime, days: int = 30) -> list[tuple[str, int]]:
+    """The exchange's fees per day (Asia/Shanghai) over the last `days` days, for the console's chart."""
+    since = now - timedelta(days=days)
+    rows = (await session.execute(sa.select(Contract.created_at, Contract.buyer_fee + Contract.vendor_fee).where(Contract.created_at >= since))).all()
+    zone = ZoneInfo("Asia/Shanghai")
+    totals = {(since + timedelta(days=n + 1)).astimezone(zone).date().isoformat(): 0 for n in range(days)}
+    for at, fee in rows:
+        day = at.astimezone(zone).date().isoformat()
+        if day in totals:
+            totals[day] += int(fee)
+    return sorted(totals.items())
 
 
 @post("/console/listings/{listing_id:str}/decide", include_in_schema=False, status_code=303)
@@ -212,6 +231,21 @@ async def rules_action(request: Request[Any, Any, Any], exchange: NamedDependenc
     return page.render("rules.html", active=active, history=history.items, files=files, report=report, diffs=diffs, error=error)
 
 
+@post("/console/rules/upload", include_in_schema=False)
+async def rules_upload(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], data: MultipartBody[dict[str, Any]]) -> Response[Any]:
+    """Uploaded rule files replace those of the same name in the editor, then dry-run as if edited."""
+    uploads = data.get("files")
+    files = uploads if isinstance(uploads, list) else [uploads] if uploads is not None else []
+    form: dict[str, Any] = {"csrf": data.get("csrf", ""), "action": "dry-run"}
+    async with exchange.db.read() as session:
+        active = await store.active(session, exchange.rule_cache, exchange.clock())
+    form |= {f"file_{name}": text for name, text in active.files.items()}
+    for upload in files:
+        if isinstance(upload, UploadFile) and upload.filename in active.files:
+            form[f"file_{upload.filename}"] = (await upload.read()).decode("utf-8", errors="replace")
+    return await rules_action.fn(request=request, exchange=exchange, data=form)
+
+
 @post("/console/books/{listing_id:str}", include_in_schema=False, status_code=303)
 async def book_action(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]) -> Response[Any]:
     async with exchange.db.write() as session:
@@ -222,4 +256,4 @@ async def book_action(request: Request[Any, Any, Any], exchange: NamedDependency
     return Redirect(f"/listings/{listing_id}")
 
 
-ROUTES = [vendor_home, vendor_listing, new_listing_form, create_listing, submit_listing, review_queue, decide_listing, rules_page, rules_action, book_action]
+ROUTES = [vendor_home, vendor_listing, new_listing_form, create_listing, submit_listing, review_queue, decide_listing, rules_page, rules_action, rules_upload, book_action]

@@ -110,6 +110,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "halt": ("暂停交易", "Halt trading"),
     "resume": ("恢复交易", "Resume trading"),
     "version": ("版本", "Version"),
+    "upload": ("上传规则文件", "Upload rule files"),
+    "fees_per_day": ("近 30 天每日交易服务费", "Fees per day, last 30 days"),
     "no": ("否", "no"),
 }
 

@@ -46,6 +46,7 @@ def test_create_submit_approve_buy(page: Any, site: Site, browser: Any) -> None:
     review = operator.locator(f"section.review[data-listing='{listing_id}']")
     for field in review.locator("input.evidence").all():
         field.fill("核验合同 SH-TR-2026-009 / contract checked")
+    assert operator.locator("#fees-chart rect").count() == 30
     shot(operator, "console")
     review.locator("button.approve").click()
     operator.wait_for_url(f"{site.url}/console")
@@ -83,3 +84,18 @@ def test_a_rule_change_is_dry_run_then_applied(page: Any, site: Site) -> None:
     assert "L3 paused for review" in page.locator("#rules-history").inner_text()
     active = site.api("GET", "/v1/rules").json()
     assert "listable = false" in active["files"]["catalogue.toml"].split('code = "L3"')[1].split("[[grades]]")[0]
+
+
+def test_an_uploaded_rule_file_is_dry_run(page: Any, site: Site, tmp_path: Any) -> None:
+    sign_in(page, site, site.keys["operator"]["api_key"])
+    page.goto(f"{site.url}/console/rules")
+    listing = page.locator("#file-listing-toml").input_value()
+    upload = tmp_path / "listing.toml"
+    upload.write_text(listing.replace("title_length_max = 120", "title_length_max = 10"), encoding="utf-8")
+    page.set_input_files("#upload-files", str(upload))
+    page.click("#upload")
+    impact = page.locator("#impact")
+    impact.wait_for()
+    assert "+title_length_max = 10" in impact.inner_text()
+    assert "listing.title_length_max" in impact.inner_text()
+    assert page.locator("#file-listing-toml").input_value().count("title_length_max = 10") == 1
