@@ -101,7 +101,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return Response(content=body, media_type=content_type)
 
     async def load_initial_rules(app: Litestar) -> None:
-        """First start: the shipped (or EXCHANGE_RULES_DIR) files become rule-set version 1."""
+        """First start: the shipped (or EXCHANGE_RULES_DIR) files become rule-set version 1.
+        The signing key is loaded first: a key file others can read stops the start."""
+        exchange.ledger.signer()
         async with exchange.db.write() as session:
             if await store.ensure_initial(session, exchange.ledger, read_rule_dir(settings.rules_path), exchange.clock()):
                 log.info("rules.initialised", rules_dir=str(settings.rules_path))

@@ -19,7 +19,7 @@ from exchange.db import Database
 from exchange.log import configure_logging
 from exchange.secretfile import write_secret
 from exchange.settings import Settings
-from exchange.settlement.ledger import Ledger
+from exchange.settlement.ledger import Ledger, SigningKeyExposed
 
 T = TypeVar("T")
 SHUTDOWN_GRACE_S = 30
@@ -432,6 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ExchangeError as error:
         print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
+        return 1
+    except SigningKeyExposed as error:
+        print(f"refused ({error.code}): {error}", file=sys.stderr)
         return 1
 
 

@@ -8,6 +8,7 @@ signed per batch, at least every `ledger_head_every_entries` entries or
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,13 @@ from exchange.settlement.signing import SignedTreeHead, Signer
 from exchange.tables import LedgerEntry, LedgerHead, LedgerNode, LedgerState, SigningKey
 
 HASH_BYTES = 32
+
+
+class SigningKeyExposed(Exception):
+    """The set-up is wrong, not a request: nothing is signed until the file is 0600."""
+
+    code = "signing_key_exposed"
+
 _ENTRIES: sa.Table = LedgerEntry.__table__  # type: ignore[assignment]
 _NODES: sa.Table = LedgerNode.__table__  # type: ignore[assignment]
 
@@ -55,6 +63,13 @@ class Ledger:
     def signer(self) -> Signer:
         if self._signer is None:
             if self.key_path.exists():
+                mode = stat.S_IMODE(self.key_path.stat().st_mode)
+                if mode & 0o077:
+                    # A key others can read can forge the exchange's signatures: refuse to use it.
+                    raise SigningKeyExposed(
+                        f"The signing key file {self.key_path} has mode {mode:04o}; it must be readable by its owner only "
+                        f"(chmod 600 {self.key_path})."
+                    )
                 self._signer = Signer.from_pem(self.key_path.read_bytes())
             else:
                 self._signer = Signer.generate()
