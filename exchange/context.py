@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller, authenticate, require
 from exchange.core.canonical import canonical_bytes
-from exchange.core.errors import IdempotencyConflict, InvalidInput
+from exchange.core.errors import IdempotencyConflict, InvalidInput, TooManyRequests
 from exchange.db import Database
+from exchange.ratelimit import RateLimiter
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
 from exchange.settings import Settings
@@ -57,13 +58,23 @@ class Exchange:
         self.db = Database(settings)
         self.rule_cache = RulebookCache()
         self.ledger = Ledger(settings)
+        self.limiter = RateLimiter()
         self.clock = clock
 
     @asynccontextmanager
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
         async with (self.db.write() if write else self.db.read()) as session:
             caller = await authenticate(session, request.headers.get("authorization"))
-            yield Unit(self, session, caller, self.clock())
+            unit = Unit(self, session, caller, self.clock())
+            if caller is not None:
+                limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
+                wait = self.limiter.take(caller.id, limit, unit.now)
+                if wait is not None:
+                    raise TooManyRequests(
+                        f"More than {limit} requests a minute (trading.toml: api.requests_per_minute); try again in {wait} s.",
+                        retry_after=wait,
+                    )
+            yield unit
 
     async def create(
         self,

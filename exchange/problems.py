@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.Conflict.code: 409,
     errors.TransferRefused.code: 422,
     errors.BookHalted.code: 409,
+    errors.TooManyRequests.code: 429,
 }
 
 # Litestar's own HTTP errors, named by status.
@@ -70,6 +71,8 @@ def problem(
 def exchange_error(request: Request[Any, Any, Any], error: errors.ExchangeError) -> Response[bytes]:
     status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 400)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": str(error.extensions.get("retry_after", 1))}
     return problem(request, status, error.code, error.title, error.detail, headers, **error.extensions)
 
 

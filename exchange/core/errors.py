@@ -78,6 +78,13 @@ class BookHalted(ExchangeError):
     title = "Trading in this listing is halted"
 
 
+class TooManyRequests(ExchangeError):
+    """The caller went over its request rate; `retry_after` says when it may try again (seconds)."""
+
+    code = "too_many_requests"
+    title = "Too many requests"
+
+
 class TransferRefused(ExchangeError):
     """A transfer breaks a ledger rule; nothing of its journal was applied. `code` says which
     (insufficient_funds, transfer_id_reused, …) and `field` names the offending field."""

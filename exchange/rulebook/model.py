@@ -284,8 +284,17 @@ class SurveillanceRules(_Rules, frozen=True, kw_only=True):
     circuit_breaker_minutes: Annotated[int, Meta(ge=1, le=1_440)] = 5
 
 
+class ApiRules(_Rules, frozen=True, kw_only=True):
+    """Request limits per participant (限流)."""
+
+    requests_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] = 1_200
+    """Requests one participant may make per minute on one server process; more get 429."""
+
+
 class TradingRules(_Rules, frozen=True, kw_only=True):
     """trading.toml: when and how orders may be placed, and who may buy what (交易规则)."""
+
+    api: ApiRules = msgspec.field(default_factory=ApiRules)
 
     surveillance: SurveillanceRules = msgspec.field(default_factory=SurveillanceRules)
 

@@ -1,0 +1,56 @@
+"""Limits: requests per participant per minute from the rules (429 with Retry-After), body
+size, page size."""
+
+from __future__ import annotations
+
+from exchange.settings import shipped_rules_dir
+from tests.conftest import MovableClock
+from tests.harness import Api
+
+
+async def test_a_participant_over_its_request_rate_gets_429_with_retry_after(api: Api, clock: MovableClock) -> None:
+    trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("requests_per_minute = 1200", "requests_per_minute = 5")
+    assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "tight"})).status_code == 200
+    _, buyer = await api.participant("buyer")
+    _, other = await api.participant("buyer")
+    statuses = [(await api.request("GET", "/v1/participants/me", buyer)).status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    limited = await api.request("GET", "/v1/accounts/me", buyer)
+    assert limited.status_code == 429 and limited.headers["content-type"].startswith("application/problem+json")
+    assert int(limited.headers["Retry-After"]) >= 1 and "api.requests_per_minute" in limited.json()["detail"]
+    assert (await api.request("GET", "/v1/participants/me", other)).status_code == 200  # per participant
+    assert (await api.request("GET", "/v1/listings")).status_code == 200  # anonymous catalogue reads are not keyed
+    clock.advance(seconds=int(limited.headers["Retry-After"]))
+    assert (await api.request("GET", "/v1/participants/me", buyer)).status_code == 200
+
+
+async def test_bodies_and_pages_are_bounded(api: Api) -> None:
+    huge = {"name": "x" * (api.settings.body_bytes_max + 10), "roles": ["buyer"]}
+    too_big = await api.request("POST", "/v1/participants", api.operator_key, json=huge)
+    assert too_big.status_code == 413 and too_big.json()["code"] == "request_too_large"
+    for params in ({"limit": 0}, {"limit": 10_000}):
+        page = await api.request("GET", "/v1/listings", params=params)
+        assert page.status_code == 400 and page.json()["errors"][0]["field"] == "limit"
+
+
+async def test_every_database_call_has_a_timeout(clean_database_url: str) -> None:
+    import sqlalchemy as sa
+
+    from exchange.db import Database
+    from exchange.settings import Settings
+
+    db = Database(Settings(database_url=clean_database_url, db_timeout_s=0.25))
+    try:
+        async with db.read() as session:
+            if clean_database_url.startswith("postgresql"):
+                assert (await session.execute(sa.text("SHOW statement_timeout"))).scalar_one() == "250ms"
+                failed = False
+                try:
+                    await session.execute(sa.text("SELECT pg_sleep(2)"))
+                except sa.exc.DBAPIError as error:
+                    failed = "statement timeout" in str(error)
+                assert failed  # a statement running longer than the timeout is cancelled
+            else:
+                assert (await session.execute(sa.text("PRAGMA busy_timeout"))).scalar_one() == 250
+    finally:
+        await db.dispose()
