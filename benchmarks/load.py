@@ -130,8 +130,8 @@ async def run(url: str, operator: str, seconds: float, concurrency: int) -> None
     for kind, values in latencies.items():
         if values:
             ordered = sorted(values)
-            pct = lambda p: ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000  # noqa: E731
-            print(f"  {kind:<9} {len(values):>7,}  p50 {pct(0.50):7.1f} ms  p95 {pct(0.95):7.1f} ms  p99 {pct(0.99):7.1f} ms  "
+            p50, p95, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 for q in (0.50, 0.95, 0.99))
+            print(f"  {kind:<9} {len(values):>7,}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  "
                   f"mean {statistics.mean(values) * 1000:6.1f} ms")
     print(f"  errors: {errors or 'none'}")
 
