@@ -311,10 +311,12 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         assert worst_price is not None
         notional = worst_price * order.quantity
         buyer_fee, _ = await fees(session, rules, "quota", notional, order.participant_id, listing.vendor_id, now)
+        # The worst case is what the order may spend; it is held (or turned into escrow) by the
+        # one journal at the end, so the ledger's lock is taken once, briefly, and a buyer who
+        # cannot pay is refused there, with everything the order did rolled back.
+        order.held = notional + buyer_fee
         session.add(order)
         await session.flush()
-        # The worst case is held first, under the ledger's lock: a buyer who cannot pay is refused here.
-        await post_one(session, ledger, JournalIn(transfers=[_hold_transfer(order, notional + buyer_fee, currency, listing.vendor_id)]), now)
     else:
         session.add(order)
         await session.flush()
@@ -366,10 +368,16 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         current = by_id[order_id]
         if current.remaining == 0 and current.status == "open":
             current.status = "filled"
-        if current.side != "buy" or not current.hold_id or not current.held:
+        if current.side != "buy" or not current.held:
             continue
         left = current.held - consumed.get(current.id, 0)
-        if order_id not in consumed and current.status == "open":
+        if current.id == order.id:
+            # The new order holds nothing yet: it holds what is left if it rests.
+            current.held = 0
+            if current.status == "open" and left:
+                swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
+            continue
+        if not current.hold_id or (order_id not in consumed and current.status == "open"):
             continue  # untouched and still resting: its hold stays as it is
         release = _release_transfer(current, "filled" if current.status == "filled" else (current.reason or "swapped for contracts"))
         assert release is not None
