@@ -84,10 +84,12 @@ class Exchange:
         *,
         roles: tuple[str, ...],
         status_code: int = 201,
+        kept: Callable[[bytes], bytes] | None = None,
     ) -> Response[Any]:
         """Run a creating POST once per Idempotency-Key: a retry with the same key and body gets
         the first response again; the same key with another body is refused. The record is
-        written in the same transaction as what it created, so neither exists without the other."""
+        written in the same transaction as what it created, so neither exists without the other.
+        `kept` turns the response into what is stored for replays (to leave out a secret)."""
         if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
             raise InvalidInput(
                 f"Idempotency-Key: 1 to {IDEMPOTENCY_KEY_MAX} characters",
@@ -114,7 +116,7 @@ class Exchange:
                                 key=idempotency_key,
                                 request_hash=fingerprint,
                                 status_code=status_code,
-                                response=result,
+                                response=kept(result) if kept is not None else result,
                                 created_at=unit.now,
                             )
                         )

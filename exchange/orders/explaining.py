@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
-from exchange.core.errors import InvalidTransition, NotFound
+from exchange.core.errors import Forbidden, InvalidTransition, NotFound
 from exchange.listings.schemas import ListingIn
 from exchange.orders import contracts
 from exchange.orders.schemas import ExplainOut, TraceOut
@@ -62,6 +62,8 @@ async def listing_review(session: AsyncSession, cache: RulebookCache, caller: Ca
     from exchange.listings.service import _load_visible
 
     listing = await _load_visible(session, caller, listing_id)
+    if not (caller.sees_everything or caller.id == listing.vendor_id):
+        raise Forbidden("A listing's review is explained to its vendor, operators and regulators.")
     query = (
         sa.select(ListingEvent).where(ListingEvent.listing_id == listing.id, ListingEvent.action.in_(("submit", "approve", "reject")))  # type: ignore[attr-defined]
         .order_by(ListingEvent.id.desc()).limit(1)  # type: ignore[union-attr]

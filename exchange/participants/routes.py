@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -27,7 +28,14 @@ async def create_participant(
     async def action(unit: Unit, caller: Caller) -> ParticipantCreated:
         return await service.register(unit.session, data, unit.now)
 
-    return await exchange.create(request, idempotency_key, action, roles=("operator",))
+    return await exchange.create(request, idempotency_key, action, roles=("operator",), kept=_without_key)
+
+
+def _without_key(response: bytes) -> bytes:
+    """A replay shows the participant but not its key: the key is shown once and never stored."""
+    body = msgspec.json.decode(response)
+    body["api_key"] = None
+    return msgspec.json.encode(body)
 
 
 @get("/v1/participants/me", summary="The calling participant")

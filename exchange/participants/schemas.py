@@ -45,8 +45,8 @@ class ParticipantOut(Struct, frozen=True, kw_only=True):
 
 class ParticipantCreated(Struct, frozen=True, kw_only=True):
     id: str
-    api_key: str
-    """Shown once; the exchange keeps only its hash."""
+    api_key: str | None
+    """Shown once; the exchange keeps only its hash (a replay of the request shows null)."""
     participant: ParticipantOut
 
 

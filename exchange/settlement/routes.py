@@ -165,7 +165,8 @@ async def post_journal(
 
 @get("/v1/ledger/head", summary="The latest signed tree head (public)")
 async def ledger_head(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> SignedTreeHead:
-    async with exchange.db.read() as session:
+    async with exchange.unit(request, write=False) as unit:  # a key, when sent, must be valid: as on every route
+        session = unit.session
         head = await exchange.ledger.latest_head(session)
     if head is None:
         raise NotFound("No tree head has been signed yet.")
@@ -194,21 +195,24 @@ async def ledger_entries(
 
 @get("/v1/ledger/proofs/inclusion", summary="RFC 6962 audit path of entry `index` in the tree of `size` entries (public)")
 async def inclusion_proof(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], index: Index, size: Size) -> InclusionProof:
-    async with exchange.db.read() as session:
+    async with exchange.unit(request, write=False) as unit:  # a key, when sent, must be valid: as on every route
+        session = unit.session
         leaf, path = await exchange.ledger.inclusion_proof(session, index, size)
     return InclusionProof(index=index, size=size, leaf_hash=leaf.hex(), path=[node.hex() for node in path])
 
 
 @get("/v1/ledger/proofs/consistency", summary="RFC 6962 consistency proof between tree sizes `first` and `second` (public)")
 async def consistency_proof(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], first: Size, second: Size) -> ConsistencyProof:
-    async with exchange.db.read() as session:
+    async with exchange.unit(request, write=False) as unit:  # a key, when sent, must be valid: as on every route
+        session = unit.session
         path = await exchange.ledger.consistency_proof(session, first, second)
     return ConsistencyProof(first=first, second=second, path=[node.hex() for node in path])
 
 
 @get("/v1/ledger/keys", summary="Every signing key ever used (public)")
 async def signing_keys(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange]) -> KeysOut:
-    async with exchange.db.read() as session:
+    async with exchange.unit(request, write=False) as unit:  # a key, when sent, must be valid: as on every route
+        session = unit.session
         rows = (await session.execute(sa.select(SigningKey).order_by(SigningKey.created_at))).scalars()
         return KeysOut(keys=[KeyOut(key_id=r.key_id, public_key_pem=r.public_key_pem, active=r.active, created_at=r.created_at) for r in rows])
 

@@ -526,7 +526,8 @@ def _cursor(cursor: str) -> int:
 
 async def entries(session: AsyncSession, caller: Caller | None, start: int, end: int) -> list[dict[str, Any]]:
     """Entries [start, end): operators and regulators read all, a participant the transfers of its
-    own accounts and the public records (rule-set activations, registration certificates)."""
+    own accounts, the transaction certificates of its own contracts and the public records
+    (rule-set activations, registration certificates)."""
     query = sa.select(LedgerEntry.index, LedgerEntry.leaf_hash, LedgerEntry.canonical, LedgerEntry.type, LedgerEntry.debit_account, LedgerEntry.credit_account)
     query = query.where(LedgerEntry.index >= start, LedgerEntry.index < end).order_by(LedgerEntry.index)
     rows = (await session.execute(query)).all()
@@ -534,7 +535,15 @@ async def entries(session: AsyncSession, caller: Caller | None, start: int, end:
     own_prefix = f"{caller.id}:" if caller is not None else None
 
     def visible(row: Any) -> bool:
-        if sees_all or row.type != "transfer":
+        if sees_all:
+            return True
+        if row.type == "certificate":
+            # Another party's trade is not a public record: a transaction certificate is its parties'.
+            certificate = msgspec.json.decode(row.canonical).get("certificate", {})
+            if certificate.get("type") == "transaction_certificate":
+                named = {certificate.get("buyer_id"), certificate.get("vendor_id"), *(s.get("participant_id") for s in certificate.get("fee_shares", []))}
+                return caller is not None and caller.id in named
+        if row.type != "transfer":
             return True
         return own_prefix is not None and (row.debit_account.startswith(own_prefix) or row.credit_account.startswith(own_prefix))
 

@@ -103,6 +103,7 @@ async def create_listing(request: Request[Any, Any, Any], exchange: NamedDepende
     async with exchange.db.write() as session:
         page = await _page(session, request, exchange)
         caller = _check_csrf(page, data)
+        _need(page, "vendor")
         rules = await store.active(session, exchange.rule_cache, exchange.clock())
         try:
             body = _listing_from_form(data)

@@ -81,7 +81,8 @@ async def test_registering_honours_idempotency_key(api: Api) -> None:
     body = {"name": "Acme", "roles": ["buyer"]}
     first = await api.request("POST", "/v1/participants", api.operator_key, json=body, headers=headers)
     again = await api.request("POST", "/v1/participants", api.operator_key, json=body, headers=headers)
-    assert first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true" and first.json()["api_key"]
+    assert again.json() == {**first.json(), "api_key": None}  # the same participant; its key is shown once
     changed = await api.request("POST", "/v1/participants", api.operator_key, json={**body, "name": "Other"}, headers=headers)
     assert changed.status_code == 409
     listing = await api.request("GET", "/v1/participants", api.operator_key, params={"role": "buyer"})
