@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import unquote_to_bytes
 
+import msgspec
 import structlog
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
+from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange import problems
@@ -42,6 +50,133 @@ async def health(exchange: NamedDependency[Exchange]) -> dict[str, Any]:
     async with exchange.db.read() as session:
         rules = await store.active(session, exchange.rule_cache, exchange.clock())
     return {"status": "ok", "database": exchange.db.dialect, "rules_version": rules.version, "rules_hash": rules.hash}
+
+
+class _StrictStructSchema(StructSchemaPlugin):
+    """Struct schemas as strict as msgspec decodes them: structs that refuse unknown fields say so
+    (`additionalProperties: false`), and the constraints Litestar drops from list items and from
+    dict keys and values are put back, so the document never promises a body the server refuses."""
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.forbid_unknown_fields:
+                schema.additional_properties = False
+            for field in info.fields:
+                _tighten((schema.properties or {}).get(field.encode_name), field.type)
+        return schema
+
+
+_COLLECTIONS = {msgspec.inspect.ListType: OpenAPIType.ARRAY, msgspec.inspect.DictType: OpenAPIType.OBJECT}
+
+
+def _tighten(schema: Any, info: msgspec.inspect.Type) -> None:
+    if not isinstance(schema, Schema):
+        return
+    if isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            for option in schema.one_of or [schema]:
+                if isinstance(option, Schema) and option.type == _COLLECTIONS.get(type(member)):
+                    _tighten(option, member)
+    elif isinstance(info, msgspec.inspect.ListType):
+        _scalar(schema.items, info.item_type)
+    elif isinstance(info, msgspec.inspect.DictType):
+        schema.min_properties, schema.max_properties = info.min_length, info.max_length
+        _scalar(schema.additional_properties, info.value_type)
+        names = Schema(type=OpenAPIType.STRING)
+        _scalar(names, info.key_type)
+        if names != Schema(type=OpenAPIType.STRING):
+            schema.property_names = names
+
+
+def _scalar(schema: Any, info: msgspec.inspect.Type) -> None:
+    if not isinstance(schema, Schema):
+        return
+    if isinstance(info, msgspec.inspect.StrType):
+        schema.min_length, schema.max_length, schema.pattern = info.min_length, info.max_length, info.pattern
+    elif isinstance(info, msgspec.inspect.IntType):
+        schema.minimum, schema.maximum = info.ge, info.le
+        schema.exclusive_minimum, schema.exclusive_maximum = info.gt, info.lt
+
+
+async def refuse_hostile_input(request: Request[Any, Any, Any]) -> None:
+    """What no handler should see, refused before Litestar decodes it, naming the field:
+    - a query that is not UTF-8, and U+0000 in the path, the query or a JSON body (PostgreSQL
+      cannot store it where SQLite can: it was a 500 on one database only);
+    - a JSON route's body sent as another media type (415; a body without Content-Type is taken as JSON);
+    - a body msgspec gives up on outside its DecodeError (nested too deep, invalid UTF-8 in a
+      string: both were 500s), and a member named twice (parsers disagree on which one counts);
+    - a body that only lax conversion accepts: Litestar converts with strict=False, which takes
+      "100", "1e2" and 100.0 as 100 fen."""
+    for pair in request.scope.get("query_string", b"").split(b"&"):
+        try:
+            unquote_to_bytes(pair.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            _refuse(unquote_to_bytes(pair.partition(b"=")[0]).decode("utf-8", "replace"), "is not valid UTF-8")
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in f"{name}{value}":
+            _refuse(name, "contains the character U+0000")
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None or getattr(data.kwarg_definition, "media_type", None) is not RequestEncodingType.JSON:
+        return
+    body = await request.body()
+    if not body:
+        return
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, detail=f"Send the body as application/json, not {media_type}.")
+    try:
+        decoded = await request.json()
+    except SerializationException as error:
+        # An escaped lone surrogate is JSON syntax msgspec refuses as "truncated": say where it is.
+        try:
+            _refuse_not_text(json.loads(body))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            pass
+        raise ValidationException(str(error)) from None
+    except (RecursionError, UnicodeDecodeError) as error:
+        raise ValidationException("JSON is malformed: " + ("nested too deeply" if isinstance(error, RecursionError) else "not valid UTF-8")) from None
+    try:
+        json.loads(body, object_pairs_hook=_unique_members)
+    except (RecursionError, json.JSONDecodeError) as error:  # where the two parsers' limits differ
+        raise ValidationException(f"JSON is malformed: {'nested too deeply' if isinstance(error, RecursionError) else error}") from None
+    _refuse_not_text(decoded)
+    try:
+        msgspec.convert(decoded, data.annotation, strict=True)
+    except msgspec.ValidationError as error:
+        where = re.search(r"`\$\.?([^`]*)`$", str(error))
+        _refuse(where.group(1) if where and where.group(1) else "data", str(error).split(" - ", 1)[0])
+
+
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_not_text(decoded: Any) -> None:
+    """Refuse a string or member name holding U+0000 or a lone surrogate, naming where it is."""
+    stack: list[tuple[str, Any]] = [("", decoded)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
+            value = "".join(value)
+        elif isinstance(value, list):
+            stack += [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        if isinstance(value, str) and (found := _NOT_TEXT.search(value)):
+            _refuse(where or "data", "contains the character U+0000" if found.group() == "\x00" else "contains a lone surrogate, which is not text")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            _refuse(key, "is given twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _refuse(field: str, reason: str) -> NoReturn:
+    raise ValidationException(f"{field}: {reason}", extra=[{"key": field, "message": reason}])
 
 
 def request_log_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
@@ -151,17 +286,30 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         return exchange
 
     return Litestar(
-        route_handlers=[health, *PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES, *WEB_ROUTES, *CONSOLE_ROUTES, metrics_endpoint, static_files()],
+        route_handlers=[
+            health,
+            *problems.documented([*PARTICIPANT_ROUTES, *RULE_ROUTES, *LISTING_ROUTES, *SETTLEMENT_ROUTES, *ORDER_ROUTES]),
+            *WEB_ROUTES,
+            *CONSOLE_ROUTES,
+            metrics_endpoint,
+            static_files(),
+        ],
         template_config=template_config(),
         dependencies={"exchange": Provide(provide_exchange, sync_to_thread=False)},
         exception_handlers=problems.EXCEPTION_HANDLERS,
+        before_request=refuse_hostile_input,
+        plugins=[_StrictStructSchema()],
         middleware=[request_log_middleware(metrics)],
         on_startup=[load_initial_rules, sign_heads],
         on_shutdown=[close],
         openapi_config=OpenAPIConfig(
             title="Data exchange",
             version="0.1.0",
-            description="Catalogue, rules and trading of data products. Errors are RFC 9457 problem+json.",
+            description=(
+                "Catalogue, rules and trading of data products. Errors are RFC 9457 problem+json. "
+                "Bodies are application/json. Refused with 400: text holding U+0000 or a lone surrogate, an object naming "
+                "a member twice, and an integer written with a fraction or exponent (100.0 for 100 fen)."
+            ),
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),

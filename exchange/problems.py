@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 
 from exchange.core import errors
 from exchange.log import log
@@ -40,6 +43,44 @@ _CODE_BY_STATUS = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """An RFC 9457 problem; some codes add members (`errors`, `violations`, `rulebook_hash`)."""
+
+    type: str
+    code: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    """Each field (or rule file and key) that was refused, and why."""
+
+
+_DOCUMENTED_STATUSES = {
+    400: "The request does not decode: malformed JSON, a wrong type, an unknown field",
+    401: "Missing or invalid API key",
+    403: "Not allowed for this participant",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    422: "Decodes but is refused: invalid input, the exchange rules, a broken rule set",
+    429: "Too many requests from this participant: wait as long as Retry-After says",
+}
+
+
+def documented(handlers: list[Any]) -> list[Any]:
+    """Document the problems every API operation can answer with, as application/problem+json
+    (Litestar would otherwise describe only a 400 in its own JSON shape). Bodies can be too large."""
+    for handler in handlers:
+        if isinstance(handler, HTTPRouteHandler):
+            statuses = dict(_DOCUMENTED_STATUSES)
+            if "data" in inspect.signature(handler.fn).parameters:
+                statuses[413] = "The body is larger than the exchange accepts"
+                statuses[415] = "The body is not sent as application/json"
+            specs = {status: ResponseSpec(Problem, description=text, media_type=PROBLEM_JSON, generate_examples=False) for status, text in statuses.items()}
+            handler.responses = {**specs, **(handler.responses or {})}
+    return handlers
 
 
 def problem(

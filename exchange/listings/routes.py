@@ -31,7 +31,8 @@ from exchange.listings.search import parse_query
 from exchange.listings.states import ListingAction
 from exchange.settlement.certificates import CertificateOut
 
-Price = Annotated[int | None, QueryParameter(ge=0, le=AMOUNT_MAX)]
+# Litestar leaves a falsy bound (ge=0) out of the document; schema_extra puts it back.
+Price = Annotated[int | None, QueryParameter(ge=0, le=AMOUNT_MAX, schema_extra={"minimum": 0})]
 PlanKind = Annotated[str | None, QueryParameter(pattern="^(" + "|".join(PLAN_KINDS) + ")$")]
 Short = Annotated[str | None, QueryParameter(max_length=64)]
 
