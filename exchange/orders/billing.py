@@ -324,3 +324,12 @@ def revenue_share_bill(
         billed_fen=billed,
         true_up_fen=billed - previously_billed_fen,
     )
+
+
+def month_of(at: datetime, zone: str = EXCHANGE_ZONE) -> tuple[datetime, datetime]:
+    """The calendar month (in the exchange's zone) that contains `at`, as UTC [start, end)."""
+    tz = ZoneInfo(zone)
+    local = at.astimezone(tz)
+    first = datetime(local.year, local.month, 1, tzinfo=tz)
+    following = datetime(local.year + local.month // 12, local.month % 12 + 1, 1, tzinfo=tz)
+    return first.astimezone(UTC), following.astimezone(UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import sqlalchemy as sa
@@ -32,15 +33,6 @@ CREDIT_RULE = "settlement.metered_credit_limit_fen"
 _RECORDS: sa.Table = UsageRecord.__table__  # type: ignore[assignment]
 
 
-def _cycle_of(at: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (in the exchange's zone) that contains `at`, in UTC."""
-    zone = billing_zone()
-    local = at.astimezone(zone)
-    first = datetime(local.year, local.month, 1, tzinfo=zone)
-    following = datetime(local.year + local.month // 12, local.month % 12 + 1, 1, tzinfo=zone)
-    return first.astimezone(UTC), following.astimezone(UTC)
-
-
 async def _calls(session: AsyncSession, contract_id: str, start: datetime, end: datetime) -> int:
     query = sa.select(sa.func.coalesce(sa.func.sum(UsageRecord.calls), 0)).where(
         UsageRecord.contract_id == contract_id, UsageRecord.at >= start, UsageRecord.at < end
@@ -59,7 +51,7 @@ async def report_usage(session: AsyncSession, rules: ActiveRules, caller: Caller
         raise InvalidTransition(f"Contract {contract.id} is not metered.")
     if caller.id != contract.vendor_id:
         raise Forbidden("Only the vendor reports usage of its data.")
-    start, end = _cycle_of(now)
+    start, end = billing.month_of(now)
     limit = rules.rulebook.settlement.metered_credit_limit_fen
     if await session.get(UsageBatch, (contract.id, body.batch_id)) is not None:
         calls = await _calls(session, contract.id, start, end)
@@ -148,7 +140,7 @@ async def bill_due(session: AsyncSession, ledger: Ledger, rules: ActiveRules, no
         start = contract.billed_through or valid_from
         upto = min(now, term_end)
         for cycle_start, partial_end in billing.billing_cycles(start, upto) if start < upto else []:
-            month_end = _cycle_of(cycle_start)[1]
+            month_end = billing.month_of(cycle_start)[1]
             cycle_end = min(month_end, term_end)
             if cycle_end > now or partial_end < cycle_end:
                 break  # the open cycle is billed when it closes (or when the contract ends)
@@ -164,7 +156,7 @@ async def bill_due(session: AsyncSession, ledger: Ledger, rules: ActiveRules, no
             billed += 1
         unpaid = (await session.execute(sa.select(sa.func.count()).select_from(Bill).where(Bill.contract_id == contract.id, Bill.status == "unpaid"))).scalar_one()
         if contract.lifecycle == "suspended" and not unpaid and contract.end_reason and contract.end_reason.startswith(CREDIT_RULE):
-            open_start, open_end = _cycle_of(now)
+            open_start, open_end = billing.month_of(now)
             exposure = billing.credit_exposure(await _calls(session, contract.id, open_start, open_end), contract.content["plan"])
             if exposure <= rules.rulebook.settlement.metered_credit_limit_fen:
                 contract.lifecycle, contract.end_reason = "active", None  # the bill that exceeded the limit is paid
@@ -180,7 +172,7 @@ async def report_revenue(session: AsyncSession, ledger: Ledger, rules: ActiveRul
     if caller.id != contract.buyer_id:
         raise Forbidden("The buyer reports its revenue.")
     year, month = (int(part) for part in body.period.split("-"))
-    start, end = _cycle_of(datetime(year, month, 1, 12, tzinfo=billing_zone()))
+    start, end = billing.month_of(datetime(year, month, 1, 12, tzinfo=ZoneInfo(billing.EXCHANGE_ZONE)))
     if start >= now:
         raise InvalidInput("period: revenue can be reported only for a month that has begun", errors=[{"field": "period", "reason": "in the future"}])
     plan = contract.content["plan"]
@@ -198,12 +190,6 @@ async def report_revenue(session: AsyncSession, ledger: Ledger, rules: ActiveRul
     session.add(contract)
     await session.flush()
     return bill_out(bill)
-
-
-def billing_zone() -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(billing.EXCHANGE_ZONE)
 
 
 def bill_out(bill: Bill) -> BillOut:

@@ -13,9 +13,8 @@ held, so a resting order can always pay for its fills."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth import Caller
 from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
-from exchange.orders import contracts, matching, surveillance
+from exchange.orders import billing, contracts, matching, surveillance
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
 from exchange.rulebook import shadow, trading
 from exchange.rulebook.evaluate import Violation
@@ -33,11 +32,10 @@ from exchange.settlement import posting
 from exchange.settlement.ledger import Ledger
 from exchange.settlement.posting import Phase, References, Transfer, TransferKind
 from exchange.settlement.service import JournalIn, post_one
-from exchange.tables import Book, Contract, Listing, Order, Participant, Trade
+from exchange.tables import Book, Contract, Listing, Order, Trade
 
 PAGE_MAX = 100
 DIRECT_KINDS = ("fixed", "subscription", "free")
-EXCHANGE_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 # ── loading ──
@@ -87,8 +85,7 @@ def reference_price(plan: dict[str, Any]) -> int | None:
 
 def month_start(now: datetime) -> datetime:
     """The start of the calendar month in the exchange's time zone, in UTC."""
-    local = now.astimezone(EXCHANGE_ZONE)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    return billing.month_of(now)[0]
 
 
 async def monthly_volume(session: AsyncSession, participant_id: str, now: datetime) -> int:
@@ -384,10 +381,9 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         swaps.append(release)
         if current.status == "open":
             swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
-    journal = swaps[: len(swaps)]
     # Order matters: releases first (money back to available), then contract holds, then new holds.
-    releases = [t for t in journal if t.phase is Phase.void]
-    new_holds = [t for t in journal if t.phase is Phase.pending]
+    releases = [t for t in swaps if t.phase is Phase.void]
+    new_holds = [t for t in swaps if t.phase is Phase.pending]
     if releases or transfers or new_holds:
         await post_one(session, ledger, JournalIn(transfers=[*releases, *transfers, *new_holds]), now)
     for current in by_id.values():
@@ -524,10 +520,6 @@ async def halt(session: AsyncSession, caller: Caller, listing_id: str, reason: s
     session.add(book)
     await session.flush()
     return BookOut(listing_id=listing_id, plan_id=None, status=book.status, band=None, bids=[], asks=[])
-
-
-async def participant(session: AsyncSession, participant_id: str) -> Participant | None:
-    return await session.get(Participant, participant_id)
 
 
 async def expire_due(session: AsyncSession, ledger: Ledger, now: datetime, limit: int = 200) -> int:

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
 from exchange.core.canonical import sha256_hex
-from exchange.core.errors import Forbidden, InvalidTransition, NotFound, TransferRefused
+from exchange.core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, TransferRefused
 from exchange.core.ids import new_id
 from exchange.core.money import AMOUNT_MAX
 from exchange.settlement import posting
-from exchange.settlement.entries import TransferEntry, decode, transfer_entry
+from exchange.settlement.entries import TransferEntry, transfer_entry
 from exchange.settlement.ledger import Appended, Ledger, millis
 from exchange.settlement.posting import Book, Pending, PendingStatus, Phase, Refused, Transfer, TransferKind
 from exchange.tables import Account, LedgerEntry, Participant, PendingTransfer, Withdrawal
@@ -519,8 +519,6 @@ def _cursor(cursor: str) -> int:
     try:
         return int(cursor)
     except ValueError:
-        from exchange.core.errors import InvalidInput
-
         raise InvalidInput("cursor: not a cursor this API gave", errors=[{"field": "cursor", "reason": "invalid"}]) from None
 
 
@@ -549,6 +547,3 @@ async def entries(session: AsyncSession, caller: Caller | None, start: int, end:
 
     return [entry_out(r.index, r.leaf_hash, r.canonical) for r in rows if visible(r)]
 
-
-def decoded(canonical: bytes) -> Any:
-    return decode(canonical)
