@@ -87,7 +87,13 @@ class RuleSet(SQLModel, table=True):
 
 class Listing(SQLModel, table=True):
     __tablename__ = "listings"
-    __table_args__ = (sa.Index("ix_listings_status_listed_at", "status", "listed_at"),)
+    __table_args__ = (
+        sa.Index("ix_listings_status_listed_at", "status", "listed_at"),
+        # The catalogue's sort orders, within a status: a page is read in index order and stops.
+        sa.Index("ix_listings_status_created", "status", "created_at", "id"),
+        sa.Index("ix_listings_status_title", "status", "title", "id"),
+        sa.Index("ix_listings_status_price", "status", "min_price_fen", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     vendor_id: str = Field(foreign_key="participants.id", index=True, max_length=40)
@@ -102,6 +108,9 @@ class Listing(SQLModel, table=True):
     delivery: str = Field(max_length=16)
     content: dict[str, Any] = _json()
     """The shown revision's body (ListingIn JSON with plan ids)."""
+    min_price_fen: int = Field(default=2**62, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": str(2**62)})
+    """The lowest headline price of the shown revision's plans (listing_plans.price_fen), or
+    2**62 when none has one (negotiated only): what the catalogue's price sorts order by."""
     rulebook_hash: str | None = Field(default=None, max_length=64)
     """Hash of the rule set that last judged this listing."""
     created_at: datetime = _time()
@@ -242,6 +251,10 @@ class LedgerState(SQLModel, table=True):
     size: int = _big(default=0)
     frontier: bytes = _bytes(default=b"")
     """The roots of the perfect subtrees of the binary decomposition of `size`, 32 bytes each."""
+    head_size: int | None = _big(default=None)
+    """The size of the latest signed head (None before the first): appends decide from this row,
+    which they lock anyway, whether a head is due."""
+    head_timestamp_ms: int | None = _big(default=None)
 
 
 class LedgerNode(SQLModel, table=True):
@@ -329,6 +342,8 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         sa.Index("ix_orders_listing_status", "listing_id", "status"),
+        # A taker reads the other side's resting orders in price-time priority, a page at a time.
+        sa.Index("ix_orders_book", "listing_id", "plan_id", "side", "status", "price", "seq"),
         sa.Index("ix_orders_participant_created", "participant_id", "created_at"),
     )
 
@@ -365,6 +380,7 @@ class Order(SQLModel, table=True):
 
 class Trade(SQLModel, table=True):
     __tablename__ = "trades"
+    __table_args__ = (sa.Index("ix_trades_listing_at", "listing_id", "at"),)  # the circuit breaker's window
 
     id: str = Field(primary_key=True, max_length=40)
     listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
@@ -609,6 +625,19 @@ class WebSession(SQLModel, table=True):
     csrf: str = Field(max_length=64)
     created_at: datetime = _time()
     expires_at: datetime = _time()
+
+
+class MonthlyVolume(SQLModel, table=True):
+    """A party's trading volume in one calendar month (the exchange's zone), as buyer and as
+    vendor, kept with its contracts (exchange/orders/volumes.py): fee tiers read one row
+    instead of summing the month's contracts on every trade."""
+
+    __tablename__ = "monthly_volumes"
+
+    participant_id: str = Field(primary_key=True, max_length=40)
+    month_start: datetime = _time(primary_key=True)
+    """The month's first instant, in UTC."""
+    amount: int = _big()
 
 
 metadata = SQLModel.metadata

@@ -97,6 +97,7 @@ TABLES = (
     "amendments",
     "shadow_divergences",
     "rule_shadows",
+    "monthly_volumes",
     "bills",
     "usage_records",
     "usage_batches",
@@ -129,6 +130,10 @@ TABLES = (
 
 
 async def empty_database(url: str) -> None:
+    from exchange.tables import metadata
+
+    forgotten = set(metadata.tables) - set(TABLES) - {"ledger_state"}
+    assert not forgotten, f"tests/conftest.py TABLES misses {sorted(forgotten)}: tests would see earlier tests' rows"
     engine = make_engine(url)
     async with engine.begin() as connection:
         if url.startswith("sqlite"):
@@ -137,7 +142,7 @@ async def empty_database(url: str) -> None:
         else:
             await connection.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
         # The log's one state row goes back to the empty tree rather than away.
-        await connection.execute(sa.text("UPDATE ledger_state SET size = 0, frontier = :empty"), {"empty": b""})
+        await connection.execute(sa.text("UPDATE ledger_state SET size = 0, frontier = :empty, head_size = NULL, head_timestamp_ms = NULL"), {"empty": b""})
     await engine.dispose()
 
 

@@ -149,7 +149,7 @@ async def listing_book(
     request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], levels: Annotated[int, QueryParameter(ge=1, le=100)] = 10
 ) -> BookOut:
     async with exchange.unit(request, write=False) as unit:
-        return await service.book_out(unit.session, await unit.rules(), listing_id, levels)
+        return await service.book_out(unit.session, await unit.rules(), listing_id, levels, unit.now)
 
 
 @get("/v1/listings/{listing_id:str}/trades", summary="Recent trades of a listing (public)")

@@ -18,12 +18,13 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
 from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
-from exchange.orders import billing, contracts, matching, surveillance
+from exchange.orders import billing, contracts, matching, surveillance, volumes
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
 from exchange.rulebook import shadow, trading
 from exchange.rulebook.evaluate import Violation
@@ -51,20 +52,15 @@ async def listed_plan(session: AsyncSession, listing_id: str, plan_id: str) -> t
     raise InvalidInput(f"plan_id: listing {listing_id} has no plan {plan_id!r}", errors=[{"field": "plan_id", "reason": "not a plan of this listing"}])
 
 
-async def lock_book(session: AsyncSession, listing_id: str, now: datetime) -> Book:
-    """The listing's book row, locked until the transaction ends (created on first use)."""
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    await session.execute(
-        insert(Book).values(listing_id=listing_id, status="open", seq=0, updated_at=now).on_conflict_do_nothing(index_elements=["listing_id"])
-    )
-    query = sa.select(Book).where(Book.listing_id == listing_id).execution_options(populate_existing=True)
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one()
+async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, next_seq: bool = False) -> Book:
+    """The listing's book row, locked until the transaction ends (created on first use), in one
+    statement; with `next_seq` it also takes the next order sequence number."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Book).values(listing_id=listing_id, status="open", seq=1 if next_seq else 0, updated_at=now)
+    # Updating the row on conflict is what locks it (PostgreSQL); SQLite writers are serialised already.
+    bumped = {"seq": Book.seq + 1, "updated_at": statement.excluded.updated_at} if next_seq else {"seq": Book.seq}
+    statement = statement.on_conflict_do_update(index_elements=["listing_id"], set_=bumped).returning(Book)
+    return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
 
 
 def _money(plan: dict[str, Any], name: str) -> tuple[int, str]:
@@ -90,17 +86,13 @@ def month_start(now: datetime) -> datetime:
 
 async def monthly_volume(session: AsyncSession, participant_id: str, now: datetime) -> int:
     """A party's trading volume this calendar month, as buyer and as vendor, for fee tiers."""
-    query = sa.select(sa.func.coalesce(sa.func.sum(Contract.amount), 0)).where(
-        sa.or_(Contract.buyer_id == participant_id, Contract.vendor_id == participant_id),
-        Contract.created_at >= month_start(now),
-        Contract.status != "refunded",
-    )
-    return int((await session.execute(query)).scalar_one())
+    return await volumes.monthly_volume(session, participant_id, now)
 
 
 async def fees(session: AsyncSession, rules: ActiveRules, plan_kind: str, notional: int, buyer_id: str, vendor_id: str, now: datetime) -> tuple[int, int]:
-    buyer_volume = await monthly_volume(session, buyer_id, now)
-    vendor_volume = await monthly_volume(session, vendor_id, now)
+    buyer_tiered, vendor_tiered = trading.tiered_sides(rules.rulebook, plan_kind)
+    buyer_volume = await monthly_volume(session, buyer_id, now) if buyer_tiered else 0
+    vendor_volume = await monthly_volume(session, vendor_id, now) if vendor_tiered else 0
     return trading.fee_for(rules.rulebook, plan_kind, notional, buyer_volume, vendor_volume)
 
 
@@ -137,7 +129,7 @@ async def _check_rules(
 
 async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, body: OrderIn, now: datetime) -> OrderOut:
     listing, plan = await listed_plan(session, body.listing_id, body.plan_id)
-    book = await lock_book(session, listing.id, now)
+    book = await lock_book(session, listing.id, now, next_seq=True)
     if book.status == "halted":
         raise BookHalted(f"Trading in listing {listing.id} is halted: {book.halted_reason}")
     kind = str(plan["kind"])
@@ -161,8 +153,6 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
     if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
         # A resting order lives at most as long as the rules allow, whether or not it says so.
         expires_at = now + timedelta(days=rules.rulebook.trading.quota.order_lifetime_days_max)
-    book.seq += 1
-    book.updated_at = now
     order = Order(
         id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
         participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
@@ -185,7 +175,6 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
         await auctions.bid(session, ledger, rules, listing, plan, order, now)
     else:
         raise InvalidInput(f"plan_id: {kind} plans are not traded by order", errors=[{"field": "plan_id", "reason": f"{kind} plan"}])
-    session.add(book)
     await session.flush()
     return await to_out(session, order)
 
@@ -277,6 +266,49 @@ def _engine_order(order: Order) -> matching.Order:
     )
 
 
+MAKERS_PAGE = 64
+
+
+async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tuple[int, int] | None, now: datetime) -> list[Order]:
+    """The resting orders on the other side that `taker` could reach, in price-time priority:
+    pages are read until they cover its quantity (not counting its owner's orders, which
+    self-trade prevention may skip) and one order beyond its limit is seen, so matching gives
+    exactly what the whole book would, without reading the whole book. Lapsed orders met on
+    the way leave the book and give their holds back."""
+    maker_side = "sell" if taker.side == "buy" else "buy"
+    if taker.type == "limit":
+        limit = taker.price
+    elif band is not None:
+        limit = band[1] if taker.side == "buy" else band[0]
+    else:
+        limit = None
+    priority = (Order.price.asc() if maker_side == "sell" else Order.price.desc(), Order.seq.asc())  # type: ignore[union-attr]
+    query = (
+        sa.select(Order)
+        .where(Order.listing_id == taker.listing_id, Order.plan_id == taker.plan_id, Order.side == maker_side, Order.status == "open",
+               Order.auction_id.is_(None))  # type: ignore[union-attr]
+        .order_by(*priority)
+    )
+    found: list[Order] = []
+    covered = 0
+    page_query = query
+    while True:
+        page = list((await session.execute(page_query.limit(MAKERS_PAGE))).scalars())
+        if page:
+            # Keyset, not offset: expiring orders of this page changes what an offset counts.
+            last = page[-1]
+            better = Order.price > last.price if maker_side == "sell" else Order.price < last.price  # type: ignore[operator]
+            page_query = query.where(sa.or_(better, sa.and_(Order.price == last.price, Order.seq > last.seq)))
+        live = await _expire(session, ledger, page, now)
+        found.extend(live)
+        for maker in live:
+            if maker.participant_id != taker.participant_id:
+                covered += maker.remaining
+        beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
+        if len(page) < MAKERS_PAGE or covered >= taker.quantity or beyond:
+            return found
+
+
 async def _resting(session: AsyncSession, listing_id: str, plan_id: str) -> list[Order]:
     query = sa.select(Order).where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.status == "open", Order.auction_id.is_(None)).order_by(Order.seq)  # type: ignore[union-attr]
     return list((await session.execute(query)).scalars())
@@ -297,11 +329,13 @@ async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], no
 async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules, listing: Listing, plan: dict[str, Any], order: Order, book_row: Book, now: datetime) -> None:
     reference, currency = _money(plan, "reference_price")
     band = trading.price_band(rules.rulebook, reference)
-    book = matching.Book(band=band, self_trade=trading.self_trade_policy(rules.rulebook))
-    resting = await _expire(session, ledger, await _resting(session, listing.id, order.plan_id), now)
-    by_id = {o.id: o for o in resting}
-    for existing in resting:
-        book.submit(_engine_order(existing))  # they do not cross: the book was at rest
+    # Makers go in without the band: a rule change may have narrowed it under resting orders.
+    book = matching.Book(band=None, self_trade=trading.self_trade_policy(rules.rulebook))
+    makers = await _makers(session, ledger, order, band, now)
+    by_id = {o.id: o for o in makers}
+    for maker in sorted(makers, key=lambda o: o.seq):
+        book.submit(_engine_order(maker))  # one side only: they cannot cross
+    book.set_band(band)
 
     if order.side == "buy":
         worst_price = order.price if order.type == "limit" else band[1]
@@ -312,11 +346,7 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         # one journal at the end, so the ledger's lock is taken once, briefly, and a buyer who
         # cannot pay is refused there, with everything the order did rolled back.
         order.held = notional + buyer_fee
-        session.add(order)
-        await session.flush()
-    else:
-        session.add(order)
-        await session.flush()
+    session.add(order)  # written with the first flush, by then usually with its hold id
 
     try:
         outcome = book.submit(_engine_order(order))
@@ -481,7 +511,7 @@ async def record_rejection(session: AsyncSession, caller: Caller, body: OrderIn,
     ))
 
 
-async def book_out(session: AsyncSession, rules: ActiveRules, listing_id: str, levels: int) -> BookOut:
+async def book_out(session: AsyncSession, rules: ActiveRules, listing_id: str, levels: int, now: datetime) -> BookOut:
     listing = await session.get(Listing, listing_id)
     if listing is None or listing.status != "listed":
         raise NotFound(f"No listed product {listing_id!r}.")
@@ -491,14 +521,17 @@ async def book_out(session: AsyncSession, rules: ActiveRules, listing_id: str, l
     if plan is None:
         return BookOut(listing_id=listing_id, plan_id=None, status=status, band=None, bids=[], asks=[])
     band = trading.price_band(rules.rulebook, _money(plan, "reference_price")[0])
-    book = matching.Book(band=None, self_trade="allow")
-    for order in await _resting(session, listing_id, plan["id"]):
-        book.submit(_engine_order(order))
-    depth = book.depth(levels)
-    return BookOut(
-        listing_id=listing_id, plan_id=plan["id"], status=status, band=band,
-        bids=[Level(*level) for level in depth["bids"]], asks=[Level(*level) for level in depth["asks"]],
-    )
+    # Levels summed by the database; lapsed orders not yet swept are not on offer.
+    sides: dict[str, list[Level]] = {}
+    for side, order in (("buy", Order.price.desc()), ("sell", Order.price.asc())):  # type: ignore[union-attr]
+        query = (
+            sa.select(Order.price, sa.func.sum(Order.remaining), sa.func.count())
+            .where(Order.listing_id == listing_id, Order.plan_id == plan["id"], Order.side == side, Order.status == "open",
+                   Order.auction_id.is_(None), sa.or_(Order.expires_at.is_(None), Order.expires_at > now))  # type: ignore[union-attr, operator]
+            .group_by(Order.price).order_by(order).limit(levels)
+        )
+        sides[side] = [Level(int(price), int(quantity), int(count)) for price, quantity, count in (await session.execute(query)).all()]
+    return BookOut(listing_id=listing_id, plan_id=plan["id"], status=status, band=band, bids=sides["buy"], asks=sides["sell"])
 
 
 async def trades(session: AsyncSession, listing_id: str, limit: int) -> TradePage:

@@ -49,13 +49,14 @@ async def circuit_breaker(session: AsyncSession, rules: ActiveRules, book: Book,
     """Halt the book when its trades within the window moved the price too far; returns why."""
     watch = rules.rulebook.trading.surveillance
     since = now - timedelta(minutes=watch.circuit_breaker_minutes)
-    prices = list((await session.execute(
-        sa.select(Trade.price).where(Trade.listing_id == book.listing_id, Trade.at >= since).order_by(Trade.seq, Trade.id)
-    )).scalars())
-    if len(prices) < 2:
+    window = (Trade.listing_id == book.listing_id, Trade.at >= since)
+    first = (await session.execute(sa.select(Trade.price).where(*window).order_by(Trade.seq, Trade.id).limit(1))).scalar_one_or_none()  # type: ignore[arg-type]
+    if first is None:
         return None
-    first = prices[0]
-    worst = max(prices, key=lambda price: abs(price - first))
+    low, high, count = (await session.execute(sa.select(sa.func.min(Trade.price), sa.func.max(Trade.price), sa.func.count()).where(*window))).one()  # type: ignore[arg-type]
+    if count < 2:
+        return None
+    worst = high if high - first >= first - low else low
     move = abs(worst - first) * 10_000 // first
     if move < watch.circuit_breaker_bps:
         return None

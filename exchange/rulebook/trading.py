@@ -165,6 +165,18 @@ def fee_for(
     )
 
 
+def tiered_sides(rulebook: Rulebook, plan_kind: str) -> tuple[bool, bool]:
+    """Whether the buyer's and the vendor's rates under `plan_kind` depend on their monthly
+    volume at all: when not, `fee_for` gives the same fees for any volume, and callers need
+    not look it up."""
+    schedule = rulebook.fees.schedule(plan_kind)
+    if schedule is None:
+        return False, False
+    buyer = any(tier.buyer_bps is not None and tier.buyer_bps != schedule.buyer_bps for tier in schedule.tiers)
+    vendor = any(tier.vendor_bps is not None and tier.vendor_bps != schedule.vendor_bps for tier in schedule.tiers)
+    return buyer, vendor
+
+
 def auction_price_rule(rulebook: Rulebook) -> str:
     """"nth" or "n_plus_one": the rule names of exchange.orders.auction.clear."""
     return rulebook.trading.auction.price_rule.value

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from exchange.core.errors import Conflict, InvalidInput
 from exchange.log import log
@@ -122,8 +123,12 @@ class Ledger:
         gives per entry the query columns to store beside it (transfer id, accounts, …)."""
         return await self.append_built(session, lambda start: [msgspec.structs.replace(entry, index=start + i) for i, entry in enumerate(entries)], now, columns=columns)
 
-    async def append_built(self, session: AsyncSession, build: Any, now: datetime, *, columns: Sequence[dict[str, Any]] | None = None) -> list[Appended]:
-        state = await self.lock(session)
+    async def append_built(
+        self, session: AsyncSession, build: Any, now: datetime, *, columns: Sequence[dict[str, Any]] | None = None, state: LedgerState | None = None
+    ) -> list[Appended]:
+        """`state`: the row from this transaction's `lock`, when the caller took it already."""
+        if state is None:
+            state = await self.lock(session)
         start = state.size
         built: list[Entry] = build(start)
         if not built:
@@ -154,8 +159,9 @@ class Ledger:
         await session.execute(
             sa.update(LedgerState).where(LedgerState.id == 1).values(size=frontier.size, frontier=b"".join(frontier.hashes))
         )
-        state.size = frontier.size
-        await self._sign_if_due(session, frontier, now)
+        set_committed_value(state, "size", frontier.size)  # written above: no second UPDATE at flush
+        set_committed_value(state, "frontier", b"".join(frontier.hashes))
+        await self._sign_if_due(session, state, frontier, now)
         return [Appended(entry.index, leaf, data) for entry, leaf, data in zip(built, leaves, canonical, strict=True)]
 
     # ── heads ──
@@ -164,34 +170,38 @@ class Ledger:
         query = sa.select(LedgerHead).order_by(LedgerHead.size.desc(), LedgerHead.id.desc()).limit(1)  # type: ignore[union-attr, attr-defined]
         return (await session.execute(query)).scalar_one_or_none()
 
-    async def _sign_if_due(self, session: AsyncSession, frontier: merkle.Frontier, now: datetime) -> None:
-        last = await self.latest_head(session)
+    async def _sign_if_due(self, session: AsyncSession, state: LedgerState, frontier: merkle.Frontier, now: datetime) -> None:
         due = (
-            last is None
-            or frontier.size - last.size >= self.settings.ledger_head_every_entries
-            or (frontier.size > last.size and millis(now) - last.timestamp_ms >= self.settings.ledger_head_interval_ms)
+            state.head_size is None
+            or frontier.size - state.head_size >= self.settings.ledger_head_every_entries
+            or (frontier.size > state.head_size and millis(now) - (state.head_timestamp_ms or 0) >= self.settings.ledger_head_interval_ms)
         )
         if due:
-            await self._store_head(session, frontier, now)
+            await self._store_head(session, state, frontier, now)
 
     async def sign_head(self, session: AsyncSession, now: datetime, *, only_if_stale: bool = False) -> LedgerHead | None:
         """Sign a head over the whole log now (or, with `only_if_stale`, only when entries wait
         for one for longer than the interval)."""
         state = await self.lock(session)
-        if only_if_stale:
-            last = await self.latest_head(session)
-            if last is not None and (last.size == state.size or millis(now) - last.timestamp_ms < self.settings.ledger_head_interval_ms):
-                return None
+        if only_if_stale and state.head_size is not None and (
+            state.head_size == state.size or millis(now) - (state.head_timestamp_ms or 0) < self.settings.ledger_head_interval_ms
+        ):
+            return None
         frontier = merkle.Frontier.from_state(state.size, _split(state.frontier))
-        return await self._store_head(session, frontier, now)
+        return await self._store_head(session, state, frontier, now)
 
-    async def _store_head(self, session: AsyncSession, frontier: merkle.Frontier, now: datetime) -> LedgerHead:
+    async def _store_head(self, session: AsyncSession, state: LedgerState, frontier: merkle.Frontier, now: datetime) -> LedgerHead:
         signer = await self.active_signer(session, now)
         signed = signer.sign_head(frontier.root(), frontier.size, millis(now))
         head = LedgerHead(
             size=signed.size, root_hash=signed.root_hash, timestamp_ms=signed.timestamp, key_id=signed.key_id, signature=signed.signature
         )
         session.add(head)
+        await session.execute(
+            sa.update(LedgerState).where(LedgerState.id == 1).values(head_size=signed.size, head_timestamp_ms=signed.timestamp)
+        )
+        set_committed_value(state, "head_size", signed.size)
+        set_committed_value(state, "head_timestamp_ms", signed.timestamp)
         await session.flush()
         return head
 

@@ -25,7 +25,7 @@ from exchange.settlement import posting
 from exchange.settlement.entries import TransferEntry, transfer_entry
 from exchange.settlement.ledger import Appended, Ledger, millis
 from exchange.settlement.posting import Book, Pending, PendingStatus, Phase, Refused, Transfer, TransferKind
-from exchange.tables import Account, LedgerEntry, Participant, PendingTransfer, Withdrawal
+from exchange.tables import Account, LedgerEntry, LedgerState, Participant, PendingTransfer, Withdrawal
 
 # Core tables for executemany updates (the ORM's bulk update wants whole rows).
 _ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
@@ -169,7 +169,7 @@ def _as_error(refused: Refused, journal_id: str | None = None) -> TransferRefuse
 
 async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime) -> list[Posted | TransferRefused]:
     """Apply a batch of journals; each result is the journal's entries or why it was refused."""
-    await ledger.lock(session)
+    state = await ledger.lock(session)
     results: list[Posted | TransferRefused | None] = [None] * len(journals)
     batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
     journal_ids = [journal.id or f"{batch_id}.{position}" for position, journal in enumerate(journals)]
@@ -247,7 +247,7 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
             results[position] = _as_error(refused)
 
     if applied:
-        await _write(session, ledger, journals, journal_ids, applied, book, balances, set(pendings), now, results)
+        await _write(session, ledger, state, journals, journal_ids, applied, book, balances, set(pendings), now, results)
     for position, journal_id in replays.items():
         results[position] = await posted(session, journal_id)
     assert all(result is not None for result in results)
@@ -265,6 +265,7 @@ def _check_owners(transfers: Sequence[Transfer], balances: dict[str, int], known
 async def _write(
     session: AsyncSession,
     ledger: Ledger,
+    state: LedgerState,
     journals: Sequence[JournalIn],
     journal_ids: list[str],
     applied: list[tuple[int, list[posting.Movement]]],
@@ -288,7 +289,7 @@ async def _write(
     def build(start: int) -> list[TransferEntry]:
         return [transfer_entry(start + offset, at, journal_id, legs, movement) for offset, (journal_id, legs, movement) in enumerate(flat)]
 
-    appended = await ledger.append_built(session, build, now, columns=columns)
+    appended = await ledger.append_built(session, build, now, columns=columns, state=state)
     first_index = appended[0].index
 
     touched = {name for _, _, movement in flat for name in (movement.debit, movement.credit)}

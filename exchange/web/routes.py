@@ -118,7 +118,7 @@ async def listing_page(
         book = trades = None
         plans = [msgspec.to_builtins(plan) for plan in listing.plans]
         if any(plan["kind"] == "quota" for plan in plans) and listing.status == "listed":
-            book = await orders.book_out(session, rules, listing_id, 10)
+            book = await orders.book_out(session, rules, listing_id, 10, exchange.clock())
             trades = await orders.trades(session, listing_id, 20)
         auction_rows = list((await session.execute(sa.select(Auction).where(Auction.listing_id == listing_id).order_by(Auction.created_at.desc()).limit(3))).scalars())  # type: ignore[attr-defined]
         vendor = await session.get(Participant, listing.vendor_id)
@@ -132,7 +132,7 @@ async def market_fragment(request: Request[Any, Any, Any], exchange: NamedDepend
     async with exchange.db.read() as session:
         page = await _page(session, request, exchange)
         rules = await store.active(session, exchange.rule_cache, exchange.clock())
-        book = await orders.book_out(session, rules, listing_id, 10)
+        book = await orders.book_out(session, rules, listing_id, 10, exchange.clock())
         trades = await orders.trades(session, listing_id, 20)
     return page.render("market.html", book=book, trades=trades, yuan=yuan)
 

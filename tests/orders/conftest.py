@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from exchange.db import Database
+from exchange.orders.billing import month_of
 from exchange.settlement import audit
+from exchange.tables import Contract, MonthlyVolume
 from tests.harness import Api
 
 CNY = "CNY"
@@ -53,9 +56,27 @@ class Market:
         db = Database(self.api.settings)
         try:
             report = await audit.verify_database(db)
+            async with db.read() as session:
+                kept, summed = await kept_volumes(session), await summed_volumes(session)
+                assert kept == summed, (sorted(kept.items()), sorted(summed.items()))
         finally:
             await db.dispose()
         assert report.ok, report.problems
+
+
+async def kept_volumes(session: Any) -> dict[tuple[str, Any], int]:
+    rows = (await session.execute(sa.select(MonthlyVolume))).scalars()
+    return {(row.participant_id, row.month_start): row.amount for row in rows if row.amount}
+
+
+async def summed_volumes(session: Any) -> dict[tuple[str, Any], int]:
+    """Monthly volumes summed from the contracts, as fee tiers define them."""
+    sums: dict[tuple[str, Any], int] = {}
+    for contract in (await session.execute(sa.select(Contract).where(Contract.status != "refunded"))).scalars():
+        for party in {contract.buyer_id, contract.vendor_id}:
+            key = (party, month_of(contract.created_at)[0])
+            sums[key] = sums.get(key, 0) + contract.amount
+    return {key: amount for key, amount in sums.items() if amount}
 
 
 @pytest.fixture
