@@ -411,18 +411,19 @@ async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules
         swaps.append(release)
         if current.status == "open":
             swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
-    # Order matters: releases first (money back to available), then contract holds, then new holds.
-    releases = [t for t in swaps if t.phase is Phase.void]
-    new_holds = [t for t in swaps if t.phase is Phase.pending]
-    if releases or transfers or new_holds:
-        await post_one(session, ledger, JournalIn(transfers=[*releases, *transfers, *new_holds]), now)
     for current in by_id.values():
         if current.id in touched:
             current.updated_at = now
             session.add(current)
     if outcome.fills:
-        await session.flush()
         await surveillance.circuit_breaker(session, rules, book_row, now)
+    # The ledger comes last: its lock serialises every money movement until commit, so the
+    # less that runs after it, the more orders the exchange carries.
+    # Order matters: releases first (money back to available), then contract holds, then new holds.
+    releases = [t for t in swaps if t.phase is Phase.void]
+    new_holds = [t for t in swaps if t.phase is Phase.pending]
+    if releases or transfers or new_holds:
+        await post_one(session, ledger, JournalIn(transfers=[*releases, *transfers, *new_holds]), now)
 
 
 # ── cancelling, reading ──
