@@ -229,6 +229,7 @@ def _logged(app: ASGIApp, metrics: Metrics) -> ASGIApp:
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     exchange = Exchange(settings, clock)
     metrics = Metrics()
+    exchange.on_retry = metrics.retried
 
     @get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response[bytes]:

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -15,9 +15,10 @@ from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller, authenticate, require
+from exchange.core import retry
 from exchange.core.canonical import canonical_bytes
 from exchange.core.errors import IdempotencyConflict, InvalidInput, TooManyRequests
-from exchange.db import Database
+from exchange.db import Database, retrying
 from exchange.ratelimit import RateLimiter
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
@@ -26,6 +27,7 @@ from exchange.settlement.ledger import Ledger
 from exchange.tables import IdempotencyRecord
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 IDEMPOTENCY_KEY_MAX = 200
 
 # Declared once so every creating POST documents and reads the header the same way.
@@ -60,6 +62,8 @@ class Exchange:
         self.ledger = Ledger(settings)
         self.limiter = RateLimiter()
         self.clock = clock
+        self.transaction_attempts = retry.ATTEMPTS
+        self.on_retry: Callable[[str], None] | None = None  # create_app counts retries for /metrics
 
     @asynccontextmanager
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
@@ -96,37 +100,55 @@ class Exchange:
                 errors=[{"field": "Idempotency-Key", "reason": "1 to 200 characters"}],
             )
         fingerprint = await _fingerprint(request)
+
+        async def once() -> Response[Any]:
+            async with self.unit(request, write=True) as unit:
+                caller = require(unit.caller, *roles)
+                if idempotency_key is not None:
+                    record = await unit.session.get(IdempotencyRecord, (caller.id, idempotency_key))
+                    if record is not None:
+                        if record.request_hash != fingerprint:
+                            raise IdempotencyConflict(
+                                "This Idempotency-Key was used with a different request; use a new key."
+                            )
+                        return _response(record.response, record.status_code, replayed=True)
+                result = msgspec.json.encode(await action(unit, caller))
+                if idempotency_key is not None:
+                    unit.session.add(
+                        IdempotencyRecord(
+                            participant_id=caller.id,
+                            key=idempotency_key,
+                            request_hash=fingerprint,
+                            status_code=status_code,
+                            response=kept(result) if kept is not None else result,
+                            created_at=unit.now,
+                        )
+                    )
+                    await unit.session.flush()
+                return _response(result, status_code, replayed=False)
+
         for attempt in (1, 2):
             try:
-                async with self.unit(request, write=True) as unit:
-                    caller = require(unit.caller, *roles)
-                    if idempotency_key is not None:
-                        record = await unit.session.get(IdempotencyRecord, (caller.id, idempotency_key))
-                        if record is not None:
-                            if record.request_hash != fingerprint:
-                                raise IdempotencyConflict(
-                                    "This Idempotency-Key was used with a different request; use a new key."
-                                )
-                            return _response(record.response, record.status_code, replayed=True)
-                    result = msgspec.json.encode(await action(unit, caller))
-                    if idempotency_key is not None:
-                        unit.session.add(
-                            IdempotencyRecord(
-                                participant_id=caller.id,
-                                key=idempotency_key,
-                                request_hash=fingerprint,
-                                status_code=status_code,
-                                response=kept(result) if kept is not None else result,
-                                created_at=unit.now,
-                            )
-                        )
-                        await unit.session.flush()
-                    return _response(result, status_code, replayed=False)
+                return await self.retrying(once)
             except sa.exc.IntegrityError:
                 # A concurrent request with the same key won the race: replay its result.
                 if attempt == 2 or idempotency_key is None:
                     raise
         raise AssertionError("unreachable")
+
+    async def write(self, request: Request[Any, Any, Any], action: Callable[[Unit], Awaitable[T]]) -> T:
+        """Run `action` in one write transaction, run again from the start when PostgreSQL aborts
+        it for a deadlock or a serialisation failure: for writes that create nothing to replay."""
+
+        async def once() -> T:
+            async with self.unit(request, write=True) as unit:
+                return await action(unit)
+
+        return await self.retrying(once)
+
+    async def retrying(self, once: Callable[[], Awaitable[T]]) -> T:
+        """`once` is one whole transaction; see `exchange.db.retrying`."""
+        return await retrying(once, attempts=self.transaction_attempts, on_retry=self.on_retry)
 
     async def dispose(self) -> None:
         await self.db.dispose()

@@ -3,16 +3,22 @@ block succeeds and rolls back on any error, so bad input never leaves a partial 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from exchange.core import retry
+from exchange.log import log
 from exchange.settings import Settings
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -72,10 +78,11 @@ class Database:
             if self.dialect == "sqlite"
             else self.reader
         )
+        self.writers = asyncio.Semaphore(settings.write_concurrency)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self.writer, expire_on_commit=False) as session:
+        async with self.writers, AsyncSession(self.writer, expire_on_commit=False) as session:
             async with session.begin():
                 yield session
 
@@ -89,3 +96,29 @@ class Database:
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
+
+
+async def retrying(
+    once: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = retry.ATTEMPTS,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """Run `once` (one whole transaction) and, while PostgreSQL aborts it as a deadlock victim or
+    a serialisation failure, run it again from the start after a short backoff, at most
+    `attempts` times in all; any other error, or the last attempt's, goes to the caller."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await once()
+        except sa.exc.DBAPIError as error:
+            code = retry.retryable(error)
+            if code is None or attempt >= attempts:
+                raise
+            delay = retry.delay_s(attempt, jitter())
+            log.warning("db.transaction_retried", attempt=attempt, sqlstate=code, reason=retry.RETRYABLE[code], delay_ms=round(delay * 1000, 1))
+            if on_retry is not None:
+                on_retry(code)
+            await sleep(delay)
+    raise AssertionError("attempts must be at least 1")

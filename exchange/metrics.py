@@ -1,6 +1,6 @@
-"""GET /metrics in Prometheus text format: this process's requests and latencies, and the
-exchange's orders, fills, ledger size and head age read from the database at scrape time (the
-same for every process, so any one can be scraped)."""
+"""GET /metrics in Prometheus text format: this process's requests, latencies and retried
+transactions, and the exchange's orders, fills, ledger size and head age read from the database
+at scrape time (the same for every process, so any one can be scraped)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,15 @@ class Metrics:
         self.ledger_size = Gauge("exchange_ledger_entries", "Entries in the Merkle log", registry=self.registry)
         self.unsigned = Gauge("exchange_ledger_unsigned_entries", "Entries not yet covered by a signed head", registry=self.registry)
         self.head_age = Gauge("exchange_ledger_head_age_seconds", "Age of the latest signed tree head", registry=self.registry)
+        self.retries = Counter("exchange_db_transaction_retries", "Write transactions run again after a deadlock or serialisation failure",
+                               ["sqlstate"], registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def retried(self, sqlstate: str) -> None:
+        self.retries.labels(sqlstate).inc()
 
     async def render(self, exchange: Any) -> tuple[bytes, str]:
         async with exchange.db.read() as session:

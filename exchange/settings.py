@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Sign a new tree head at least every this many entries ..."""
     ledger_head_interval_ms: Annotated[int, msgspec.Meta(ge=10)] = 1000
     """... and at least this often while entries wait for one."""
+    write_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
+    """Write transactions one process runs at once; the rest queue in the process. Money moves
+    under one ledger lock: with many writers in flight, the lock holder waits behind the others
+    for its turn on the event loop, and every order waits behind it."""
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "database_url", normalise_database_url(self.database_url))

@@ -92,9 +92,9 @@ async def get_order(request: Request[Any, Any, Any], exchange: NamedDependency[E
 
 @delete("/v1/orders/{order_id:str}", status_code=200, summary="Cancel an open order or bid: its hold goes back")
 async def cancel_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
-    async with exchange.unit(request, write=True) as unit:
-        caller = require(unit.caller, "buyer", "vendor", "operator")
-        return await service.cancel(unit.session, exchange.ledger, caller, order_id, unit.now)
+    return await exchange.write(
+        request, lambda unit: service.cancel(unit.session, exchange.ledger, require(unit.caller, "buyer", "vendor", "operator"), order_id, unit.now)
+    )
 
 
 @get("/v1/orders/{order_id:str}/explain", summary="Every rule that judged an order: inputs, outcome, rule-set hash")
@@ -128,14 +128,18 @@ async def concentration(
 
 @post("/v1/orders/{order_id:str}/approve", status_code=200, summary="Approve a buy that waits for the vendor: the contract is formed")
 async def approve_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
-    async with exchange.unit(request, write=True) as unit:
+    async def action(unit: Unit) -> OrderOut:
         return await service.decide(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), order_id, True, None, unit.now)
+
+    return await exchange.write(request, action)
 
 
 @post("/v1/orders/{order_id:str}/decline", status_code=200, summary="Decline a buy that waits for the vendor: the buyer's money is released")
 async def decline_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str], data: JSONBody[CloseIn]) -> OrderOut:
-    async with exchange.unit(request, write=True) as unit:
+    async def action(unit: Unit) -> OrderOut:
         return await service.decide(unit.session, exchange.ledger, await unit.rules(), require(unit.caller), order_id, False, data.reason, unit.now)
+
+    return await exchange.write(request, action)
 
 
 @get("/v1/approvals", summary="Buys of your listings waiting for your approval (vendor)")
@@ -214,8 +218,7 @@ async def get_contract(request: Request[Any, Any, Any], exchange: NamedDependenc
 
 @post("/v1/contracts/{contract_id:str}/confirm", status_code=200, summary="The buyer confirms delivery: escrow goes to the vendor, less fees")
 async def confirm_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
-    async with exchange.unit(request, write=True) as unit:
-        return await contracts.confirm(unit.session, exchange.ledger, require(unit.caller), contract_id, unit.now)
+    return await exchange.write(request, lambda unit: contracts.confirm(unit.session, exchange.ledger, require(unit.caller), contract_id, unit.now))
 
 
 @post("/v1/contracts/{contract_id:str}/dispute", status_code=200, summary="Dispute a contract: its escrow is frozen until an operator resolves it")
@@ -227,8 +230,9 @@ async def dispute_contract(request: Request[Any, Any, Any], exchange: NamedDepen
 
 @post("/v1/contracts/{contract_id:str}/resolve", status_code=200, summary="Resolve a dispute as release or refund (operator)")
 async def resolve_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str], data: JSONBody[ResolveIn]) -> ContractOut:
-    async with exchange.unit(request, write=True) as unit:
-        return await contracts.resolve(unit.session, exchange.ledger, require(unit.caller), contract_id, data.outcome, data.reason, unit.now)
+    return await exchange.write(
+        request, lambda unit: contracts.resolve(unit.session, exchange.ledger, require(unit.caller), contract_id, data.outcome, data.reason, unit.now)
+    )
 
 
 @post("/v1/contracts/{contract_id:str}/token", status_code=200, summary="A fresh short-lived entitlement token (EdDSA JWT) for the buyer")

@@ -559,19 +559,23 @@ async def halt(session: AsyncSession, caller: Caller, listing_id: str, reason: s
 async def expire_due(session: AsyncSession, ledger: Ledger, now: datetime, limit: int = 200) -> int:
     """Resting orders past their lifetime give their holds back (books also do this when they
     next match, so a late sweep changes nothing but how soon the money is free)."""
-    listing_ids = list(
+    listing_ids = sorted(
         (await session.execute(
             sa.select(Order.listing_id).where(Order.status == "open", Order.auction_id.is_(None), Order.expires_at <= now).distinct().limit(limit)  # type: ignore[union-attr, operator]
         )).scalars()
     )
-    expired = 0
+    # Every book first, then the ledger once: an order takes its book and then the ledger, so
+    # taking the ledger between two books could deadlock with it.
     for listing_id in listing_ids:
         await lock_book(session, listing_id, now)
-        query = sa.select(Order).where(Order.listing_id == listing_id, Order.status == "open", Order.auction_id.is_(None)).execution_options(populate_existing=True)  # type: ignore[union-attr]
-        orders = list((await session.execute(query)).scalars())
-        left = await _expire(session, ledger, orders, now)
-        expired += len(orders) - len(left)
-    return expired
+    query = (
+        sa.select(Order)
+        .where(Order.listing_id.in_(listing_ids), Order.status == "open", Order.auction_id.is_(None), Order.expires_at <= now)  # type: ignore[union-attr, attr-defined, operator]
+        .execution_options(populate_existing=True)
+    )
+    orders = list((await session.execute(query)).scalars())
+    left = await _expire(session, ledger, orders, now)
+    return len(orders) - len(left)
 
 
 async def decide(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, order_id: str, approve: bool, reason: str | None, now: datetime) -> OrderOut:

@@ -95,16 +95,18 @@ async def request_withdrawal(
 async def confirm_withdrawal(
     request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], withdrawal_id: FromPath[str], data: JSONBody[PayoutIn]
 ) -> WithdrawalOut:
-    async with exchange.unit(request, write=True) as unit:
+    async def action(unit: Unit) -> WithdrawalOut:
         require(unit.caller, "operator")
         return await service.confirm_withdrawal(unit.session, exchange.ledger, withdrawal_id, data, unit.now)
+
+    return await exchange.write(request, action)
 
 
 @post("/v1/accounts/withdrawals/{withdrawal_id:str}/cancel", status_code=200, summary="Cancel a withdrawal: the hold goes back")
 async def cancel_withdrawal(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], withdrawal_id: FromPath[str]) -> WithdrawalOut:
-    async with exchange.unit(request, write=True) as unit:
-        caller = require(unit.caller, "vendor", "buyer", "operator")
-        return await service.cancel_withdrawal(unit.session, exchange.ledger, caller, withdrawal_id, unit.now)
+    return await exchange.write(
+        request, lambda unit: service.cancel_withdrawal(unit.session, exchange.ledger, require(unit.caller, "vendor", "buyer", "operator"), withdrawal_id, unit.now)
+    )
 
 
 @get("/v1/accounts/withdrawals", summary="Withdrawals: your own; operators and regulators see all")

@@ -139,17 +139,20 @@ async def market_fragment(request: Request[Any, Any, Any], exchange: NamedDepend
 
 @post("/listings/{listing_id:str}/buy", include_in_schema=False, status_code=303)
 async def buy(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], listing_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]) -> Response[Any]:
-    async with exchange.db.write() as session:
-        page = await _page(session, request, exchange)
-        caller = _check_csrf(page, data)
-        rules = await store.active(session, exchange.rule_cache, exchange.clock())
-        body = OrderIn(listing_id=listing_id, plan_id=str(data.get("plan_id", "")), purpose=str(data.get("purpose") or "") or None)
-        try:
-            placed = await orders.place(session, exchange.ledger, rules, caller, body, exchange.clock())
-        except ExchangeError as error:
-            await session.rollback()
-            return Redirect(f"/listings/{listing_id}?error={error.detail[:300]}")
-    return Redirect(f"/account?bought={placed.id}")
+    async def once() -> Response[Any]:
+        async with exchange.db.write() as session:
+            page = await _page(session, request, exchange)
+            caller = _check_csrf(page, data)
+            rules = await store.active(session, exchange.rule_cache, exchange.clock())
+            body = OrderIn(listing_id=listing_id, plan_id=str(data.get("plan_id", "")), purpose=str(data.get("purpose") or "") or None)
+            try:
+                placed = await orders.place(session, exchange.ledger, rules, caller, body, exchange.clock())
+            except ExchangeError as error:
+                await session.rollback()
+                return Redirect(f"/listings/{listing_id}?error={error.detail[:300]}")
+        return Redirect(f"/account?bought={placed.id}")
+
+    return await exchange.retrying(once)
 
 
 @get("/signin", include_in_schema=False)
