@@ -107,13 +107,14 @@ async def call(client: httpx.AsyncClient, method: str, path: str, key: str, json
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/crash.db"
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/exchange_crash_test"
+    name = f"exchange_crash_{os.getpid()}"  # per run: two runs at once must not drop each other's database
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
 
     async def fresh() -> None:
         admin = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
         async with admin.connect() as connection:
-            await connection.execute(sa.text("DROP DATABASE IF EXISTS exchange_crash_test WITH (FORCE)"))
-            await connection.execute(sa.text("CREATE DATABASE exchange_crash_test"))
+            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await connection.execute(sa.text(f"CREATE DATABASE {name}"))
         await admin.dispose()
 
     asyncio.run(fresh())
