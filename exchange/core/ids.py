@@ -21,3 +21,8 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
     millis = int(time.time() * 1000) if now_ms is None else now_ms
     randomness = int.from_bytes(os.urandom(10), "big")
     return f"{prefix}_{_base32(millis, 10)}{_base32(randomness, 16)}"
+
+
+def id_pattern(prefix: str) -> str:
+    """A regular expression matching the ids `new_id(prefix)` makes, for paging cursors."""
+    return f"^{prefix}_[{_ALPHABET}]{{26}}$"

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
+from exchange.core.ids import id_pattern
 from exchange.orders import amendments, auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
 from exchange.orders.schemas import (
     AcceptIn,
@@ -49,7 +50,9 @@ from exchange.orders.schemas import (
 )
 from exchange.rulebook import trading
 
-Cursor = Annotated[str | None, QueryParameter(max_length=40)]
+# A cursor is the last id of the page before: anything else is refused, not read as a position.
+OrderCursor = Annotated[str | None, QueryParameter(pattern=id_pattern("ord"))]
+ContractCursor = Annotated[str | None, QueryParameter(pattern=id_pattern("ctr"))]
 Limit = Annotated[int, QueryParameter(ge=1, le=service.PAGE_MAX)]
 OrderStatus = Annotated[str | None, QueryParameter(pattern="^(open|filled|cancelled|expired|rejected|won|lost|pending_approval|declined|lapsed)$")]
 
@@ -77,7 +80,7 @@ async def list_orders(
     exchange: NamedDependency[Exchange],
     status: OrderStatus = None,
     listing_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
-    cursor: Cursor = None,
+    cursor: OrderCursor = None,
     limit: Limit = 50,
 ) -> OrderPage:
     async with exchange.unit(request, write=False) as unit:
@@ -203,7 +206,7 @@ async def list_contracts(
     request: Request[Any, Any, Any],
     exchange: NamedDependency[Exchange],
     status: Annotated[str | None, QueryParameter(pattern="^(awaiting_delivery|disputed|settled|refunded|postpaid)$")] = None,
-    cursor: Cursor = None,
+    cursor: ContractCursor = None,
     limit: Limit = 50,
 ) -> ContractPage:
     async with exchange.unit(request, write=False) as unit:

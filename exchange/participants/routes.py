@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
 from exchange.context import Exchange, IdempotencyKey, Unit
+from exchange.core.ids import id_pattern
 from exchange.participants import repository, service
 from exchange.participants.schemas import (
     ParticipantCreated,
@@ -50,7 +51,7 @@ async def list_participants(
     request: Request[Any, Any, Any],
     exchange: NamedDependency[Exchange],
     role: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
+    cursor: Annotated[str | None, QueryParameter(pattern=id_pattern("par"))] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
 ) -> ParticipantPage:
     async with exchange.unit(request, write=False) as unit:

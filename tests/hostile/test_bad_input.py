@@ -397,3 +397,12 @@ async def test_listing_search_tolerates_hostile_but_valid_queries(world: World) 
         response = await api.request("GET", "/v1/listings", key, params={"q": q, "limit": 100})
         assert response.status_code == 200, (q, response.text)
     assert (await api.request("GET", "/v1/listings", key, params={"limit": 100})).json()["items"]
+
+
+async def test_a_cursor_that_is_not_an_id_of_the_listed_kind_is_a_400(world: World) -> None:
+    api, key = world.api, world.api.operator_key
+    for path, kind in (("/v1/orders", "ord"), ("/v1/contracts", "ctr"), ("/v1/participants", "par")):
+        for garbage in ("zzz", f"{kind}_", "ord_01m89k5n96ykr487hvy3mjn1mp" if kind != "ord" else "ctr_01m89k5n96ykr487hvy3mjn1mp", "' OR 1=1 --"):
+            refused(await api.client.get(path, params={"cursor": garbage}, headers=api.auth(key)), 400, code="invalid_request", field="cursor")
+        listed = await api.client.get(path, params={"cursor": f"{kind}_01m89k5n96ykr487hvy3mjn1mp"}, headers=api.auth(key))
+        assert listed.status_code == 200, listed.text
