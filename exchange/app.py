@@ -22,7 +22,7 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange import problems
@@ -313,6 +313,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
             ),
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            # Every route reads `Authorization: Bearer <API key>` when given; public ones work without.
+            components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="A participant's API key")}),
+            security=[{"apiKey": []}, {}],
         ),
         request_max_body_size=settings.body_bytes_max,
         logging_config=None,

@@ -51,3 +51,6 @@ async def test_health_reports_the_database_and_rules(api: Api) -> None:
 async def test_openapi_document_is_served(api: Api) -> None:
     schema = (await api.client.get("/schema/openapi.json")).json()
     assert "/v1/listings" in schema["paths"] and "/v1/rules/dry-run" in schema["paths"]
+    # Clients generated from the document know how to send their key.
+    assert schema["components"]["securitySchemes"]["apiKey"] == {"type": "http", "scheme": "bearer", "description": "A participant's API key"}
+    assert {"apiKey": []} in schema["security"]
