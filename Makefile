@@ -31,12 +31,8 @@ test: $(VENV)/.installed-dev lint ## lint, then run the whole suite (SQLite, and
 lint: $(VENV)/.installed-dev ## ruff: unused names, likely bugs, import order
 	$(BIN)/ruff check exchange tests migrations benchmarks
 
-bench: $(VENV)/.installed-dev ## print ledger, Merkle and matching throughput (SQLite and PostgreSQL)
-	$(BIN)/python benchmarks/ledger.py
-	$(BIN)/python benchmarks/merkle.py
-	$(BIN)/python benchmarks/matching.py
-	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/usage.py
+bench: $(VENV)/.installed-dev ## run benchmarks/, print one table (ARGS=--quick: about a minute; docs/PERFORMANCE.md)
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 demo: $(VENV)/.installed ## load the demo catalogue into the embedded database
 	$(BIN)/exchange migrate

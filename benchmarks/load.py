@@ -1,20 +1,36 @@
-"""Mixed load against a running exchange: catalogue search, order placement and cancels,
-contract reads. Prints throughput and latency percentiles per operation, and errors.
+"""Load over HTTP against a running exchange, with the lean generator of httpload.py (one
+keep-alive connection per client, on loopback, sharing this machine's cores with the server).
 
-    .venv/bin/python benchmarks/load.py --recipe             # start deploy/local/run.sh on a fresh database, then load it
+    .venv/bin/python benchmarks/load.py --recipe                      # mixed load on deploy/local/run.sh (3 processes + nginx)
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8100 --operator-key var/local/operator.key
+    .venv/bin/python benchmarks/load.py --serve --orders-only --echo  # order entry: one `exchange serve`, and the echo baseline
+    .venv/bin/python benchmarks/load.py --recipe --orders-only --processes 1,3   # how order entry grows from 1 to 3 processes
+    .venv/bin/python benchmarks/load.py --echo-only                   # the bare Litestar echo route alone
+
+Workloads. Mixed (default): 55% orders (70% ioc buys that cross, 30% gtc buys that rest below the
+asks), 15% cancels of resting orders, 15% catalogue searches, 15% contract reads. --orders-only:
+only order entry on quota books, orders that rest and cross: buyers' limit buys and the vendor's
+limit sells, half of each priced to cross the other side and half to rest (gtc), so the books
+neither drain nor pile up. Every order carries an Idempotency-Key (as clients that retry must;
+--no-idempotency-key leaves it out). Errors: any answer >= 400 (in the mixed load a 409 to a
+cancel that raced a fill is not one).
 
 Set-up (not timed): buyers with money, quota listings with deep sell books, and the
-per-participant limits lifted for the run (the run is one client population, not abuse)."""
+per-participant limits lifted for the run (the run is one client population, not abuse).
+--serve and --recipe run on a PostgreSQL database of their own (exchange_bench_load), emptied first.
+
+--echo measures, in the same run and with the same generator, connections, duration and
+request body, the bare Litestar echo route of benchmarks/echo.py served by uvicorn as `exchange
+serve` serves, and prints the order figure as a ratio to it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import platform
 import random
-import statistics
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,15 +38,36 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
-import httpx
+import msgspec
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    EXCHANGE_BIN,
+    ROOT,
+    exchange_env,
+    free_port,
+    fresh_postgres,
+    header,
+    postgres_url,
+    result,
+    run_exchange,
+    served,
+)
+from httpload import Connection, Stats, drive, prepare  # noqa: E402
+
 from exchange.settings import shipped_rules_dir  # noqa: E402
 
 LISTINGS = 8
 BUYERS = 32
+DATABASE = "exchange_bench_load"
+REFERENCE = 10_000  # fen per unit
+ORDER_AIM = ("≥", 1500)
+P99_AIM = ("≤", 50)
+
+_json = msgspec.json.encode
+_decode = msgspec.json.decode
 
 
 def listing_body(n: int) -> dict[str, Any]:
@@ -39,128 +76,282 @@ def listing_body(n: int) -> dict[str, Any]:
         "category": "transport", "grade": "L2", "delivery": "api", "update_frequency": "daily", "schema": "trips",
         "attestations": {"source": "load test", "rights": ["holding", "use", "operation"]},
         "licence": {"purposes": ["research"], "duration_days": 365},
-        "plans": [{"kind": "quota", "unit": "1,000 calls", "reference_price": {"amount": 10_000, "currency": "CNY"}}],
+        "plans": [{"kind": "quota", "unit": "1,000 calls", "reference_price": {"amount": REFERENCE, "currency": "CNY"}}],
     }
 
 
-async def setup(client: httpx.AsyncClient, operator: str) -> dict[str, Any]:
-    def auth(key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
+class Api:
+    """Set-up calls, one at a time, on one connection."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = Connection(host, port)
+
+    async def call(self, method: str, path: str, key: str | None = None, body: Any = None, expect: tuple[int, ...] = (200, 201)) -> Any:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        status, raw = await self.connection.request(method, path, _json(body) if body is not None else b"", headers)
+        if status not in expect:
+            raise RuntimeError(f"{method} {path}: {status} {raw[:500]!r}")
+        return _decode(raw) if raw else None
+
+
+async def setup(host: str, port: int, operator: str) -> dict[str, Any]:
+    api = Api(host, port)
     trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8")
-    trading = (trading.replace("rate_per_minute_max = 60", "rate_per_minute_max = 100000")
+    trading = (trading.replace("rate_per_minute_max = 60", "rate_per_minute_max = 100000")  # the rules' ceilings
                .replace("requests_per_minute = 1200", "requests_per_minute = 1000000")
                .replace("circuit_breaker_bps = 1000", "circuit_breaker_bps = 100000")
                .replace("order_quantity_max = 10000", "order_quantity_max = 1000000"))
-    applied = await client.put("/v1/rules", headers=auth(operator), json={"files": {"trading.toml": trading}, "reason": "load test"})
-    assert applied.status_code == 200, applied.text
-    vendor = (await client.post("/v1/participants", headers=auth(operator), json={"name": "load vendor", "roles": ["vendor"]})).json()
+    await api.call("PUT", "/v1/rules", operator, {"files": {"trading.toml": trading}, "reason": "load test"})
     buyers = []
     for n in range(BUYERS):
-        buyer = (await client.post("/v1/participants", headers=auth(operator), json={"name": f"load buyer {n}", "roles": ["buyer"]})).json()
-        await client.post("/v1/accounts/deposits", headers=auth(operator), json={
-            "participant_id": buyer["id"], "amount": 10**12, "currency": "CNY", "rail": "bank", "reference": f"load-{uuid.uuid4()}"})
+        buyer = await api.call("POST", "/v1/participants", operator, {"name": f"load buyer {n}", "roles": ["buyer"]})
+        await api.call("POST", "/v1/accounts/deposits", operator, {
+            "participant_id": buyer["id"], "amount": 10**13, "currency": "CNY", "rail": "bank", "reference": f"load-{uuid.uuid4()}"})
         buyers.append(buyer["api_key"])
     listings = []
     for n in range(LISTINGS):
-        made = (await client.post("/v1/listings", headers=auth(vendor["api_key"]), json=listing_body(n))).json()
-        submitted = (await client.post(f"/v1/listings/{made['id']}/submit", headers=auth(vendor["api_key"]))).json()
+        # A vendor per listing: only a listing's vendor sells on its book, and per-participant
+        # order limits then spread over the eight.
+        vendor = await api.call("POST", "/v1/participants", operator, {"name": f"load vendor {n}", "roles": ["vendor"]})
+        made = await api.call("POST", "/v1/listings", vendor["api_key"], listing_body(n))
+        submitted = await api.call("POST", f"/v1/listings/{made['id']}/submit", vendor["api_key"])
         approval = {"reason": "load", "checklist": [{"item": i["item"], "passed": True, "evidence": "load"} for i in submitted["checklist"]]}
-        listed = (await client.post(f"/v1/listings/{made['id']}/approve", headers=auth(operator), json=approval)).json()
+        listed = await api.call("POST", f"/v1/listings/{made['id']}/approve", operator, approval)
         plan = listed["plans"][0]["id"]
-        for price in range(10_000, 10_500, 50):
-            await client.post("/v1/orders", headers=auth(vendor["api_key"]), json={
+        for price in range(REFERENCE, REFERENCE + 500, 50):
+            await api.call("POST", "/v1/orders", vendor["api_key"], {
                 "listing_id": made["id"], "plan_id": plan, "side": "sell", "quantity": 500_000, "price": price})
-        listings.append((made["id"], plan))
+        listings.append((made["id"], plan, vendor["api_key"]))
+    api.connection.close()
     return {"buyers": buyers, "listings": listings}
 
 
-async def run(url: str, operator: str, seconds: float, concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        world = await setup(client, operator)
-        latencies: dict[str, list[float]] = {"order": [], "cancel": [], "search": [], "contract": []}
-        errors: dict[str, int] = {}
-        open_orders: list[tuple[str, str]] = []
-        contracts: list[tuple[str, str]] = []
-        rng = random.Random(1)
-        deadline = time.perf_counter() + seconds
+def order_headers(key: str, idempotency: bool) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if idempotency:
+        headers["Idempotency-Key"] = str(uuid.uuid4())
+    return headers
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                buyer = rng.choice(world["buyers"])
-                headers = {"Authorization": f"Bearer {buyer}"}
-                roll = rng.random()
-                started = time.perf_counter()
-                if roll < 0.55:
-                    listing, plan = rng.choice(world["listings"])
-                    tif = "ioc" if rng.random() < 0.7 else "gtc"
-                    price = rng.randint(9_900, 10_200) if tif == "ioc" else rng.randint(9_000, 9_800)
-                    response = await client.post("/v1/orders", headers={**headers, "Idempotency-Key": str(uuid.uuid4())}, json={
-                        "listing_id": listing, "plan_id": plan, "quantity": rng.randint(1, 5), "price": price, "time_in_force": tif})
-                    kind = "order"
-                    if response.status_code == 201:
-                        body = response.json()
-                        if body["status"] == "open":
-                            open_orders.append((buyer, body["id"]))
-                        contracts.extend((buyer, c) for c in body["contract_ids"][:1])
-                elif roll < 0.70 and open_orders:
-                    owner, order_id = open_orders.pop(rng.randrange(len(open_orders)))
-                    response = await client.delete(f"/v1/orders/{order_id}", headers={"Authorization": f"Bearer {owner}"})
-                    kind = "cancel"
-                elif roll < 0.85 or not contracts:
-                    response = await client.get("/v1/listings", params={"q": rng.choice(["交通", "mobility", "数据", "load"]), "limit": 20})
-                    kind = "search"
-                else:
-                    owner, contract = rng.choice(contracts)
-                    response = await client.get(f"/v1/contracts/{contract}", headers={"Authorization": f"Bearer {owner}"})
-                    kind = "contract"
-                latencies[kind].append(time.perf_counter() - started)
-                if response.status_code >= 400 and not (kind == "cancel" and response.status_code == 409):
-                    label = f"{kind} {response.status_code}"
-                    errors[label] = errors.get(label, 0) + 1
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
+def orders_only(host: str, world: dict[str, Any], idempotency: bool) -> Any:
+    """Orders that rest and cross: buys and sells, half of each priced through the other side."""
+    buyers, listings = world["buyers"], world["listings"]
 
-    total = sum(len(v) for v in latencies.values())
-    print(f"{total:,} requests in {elapsed:.1f} s with {concurrency} concurrent clients: {total / elapsed:,.0f} requests/s; "
-          f"orders placed {len(latencies['order']) / elapsed:,.0f}/s")
-    for kind, values in latencies.items():
-        if values:
-            ordered = sorted(values)
-            p50, p95, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 for q in (0.50, 0.95, 0.99))
-            print(f"  {kind:<9} {len(values):>7,}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  "
-                  f"mean {statistics.mean(values) * 1000:6.1f} ms")
-    print(f"  errors: {errors or 'none'}")
+    def next_request(rng: random.Random) -> tuple[str, bytes, Any]:
+        listing, plan, vendor = rng.choice(listings)
+        sell = rng.random() < 0.5
+        cross = rng.random() < 0.5
+        if sell:
+            price = rng.randint(REFERENCE - 200, REFERENCE - 10) if cross else rng.randint(REFERENCE, REFERENCE + 200)
+            key = vendor
+        else:
+            price = rng.randint(REFERENCE, REFERENCE + 200) if cross else rng.randint(REFERENCE - 200, REFERENCE - 10)
+            key = rng.choice(buyers)
+        body = {"listing_id": listing, "plan_id": plan, "side": "sell" if sell else "buy", "quantity": rng.randint(1, 5), "price": price}
+        return "order", prepare("POST", "/v1/orders", host, _json(body), order_headers(key, idempotency)), lambda status, raw: status == 201
+
+    return next_request
+
+
+def mixed(host: str, world: dict[str, Any], idempotency: bool) -> Any:
+    buyers, listings = world["buyers"], world["listings"]
+    open_orders: list[tuple[str, str]] = []
+    contracts: list[tuple[str, str]] = []
+
+    def next_request(rng: random.Random) -> tuple[str, bytes, Any]:
+        buyer = rng.choice(buyers)
+        roll = rng.random()
+        if roll < 0.55:
+            listing, plan, _ = rng.choice(listings)
+            tif = "ioc" if rng.random() < 0.7 else "gtc"
+            price = rng.randint(REFERENCE - 100, REFERENCE + 200) if tif == "ioc" else rng.randint(REFERENCE - 1000, REFERENCE - 200)
+            body = {"listing_id": listing, "plan_id": plan, "quantity": rng.randint(1, 5), "price": price, "time_in_force": tif}
+
+            def placed(status: int, raw: bytes, buyer: str = buyer) -> bool:
+                if status != 201:
+                    return False
+                answer = _decode(raw)
+                if answer["status"] == "open":
+                    open_orders.append((buyer, answer["id"]))
+                contracts.extend((buyer, c) for c in answer["contract_ids"][:1])
+                return True
+
+            return "order", prepare("POST", "/v1/orders", host, _json(body), order_headers(buyer, idempotency)), placed
+        if roll < 0.70 and open_orders:
+            owner, order_id = open_orders.pop(rng.randrange(len(open_orders)))
+            raw = prepare("DELETE", f"/v1/orders/{order_id}", host, b"", {"Authorization": f"Bearer {owner}"})
+            return "cancel", raw, lambda status, raw: status < 400 or status == 409
+        if roll < 0.85 or not contracts:
+            q = quote(rng.choice(["交通", "mobility", "数据", "load"]))
+            return "search", prepare("GET", f"/v1/listings?q={q}&limit=20", host), None
+        owner, contract = rng.choice(contracts)
+        return "contract", prepare("GET", f"/v1/contracts/{contract}", host, b"", {"Authorization": f"Bearer {owner}"}), None
+
+    return next_request
+
+
+async def load_exchange(url: str, operator: str, args: argparse.Namespace) -> Stats:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    started = time.perf_counter()
+    world = await setup(host, port, operator)
+    print(f"set-up: {BUYERS} funded buyers, {LISTINGS} quota listings with deep sell books ({time.perf_counter() - started:.1f} s, untimed)")
+    workload = (orders_only if args.orders_only else mixed)(host, world, not args.no_idempotency_key)
+    return await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+
+
+def echo_body() -> bytes:
+    return _json({"listing_id": "lst_" + "0" * 22, "plan_id": "pln_" + "0" * 22, "side": "buy", "quantity": 3, "price": REFERENCE + 50})
+
+
+async def load_echo(port: int, args: argparse.Namespace) -> Stats:
+    key = "x" * 43
+
+    def next_request(rng: random.Random) -> tuple[str, bytes, Any]:
+        return "echo", prepare("POST", "/echo", "127.0.0.1", echo_body(), order_headers(key, not args.no_idempotency_key)), None
+
+    return await drive("127.0.0.1", port, next_request, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+
+
+def measure_echo(args: argparse.Namespace, workdir: Path) -> Stats:
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "benchmarks" / "echo.py"), "--port", str(port)]
+    with served(argv, dict(os.environ), f"http://127.0.0.1:{port}/health", workdir / "echo.log"):
+        stats = asyncio.run(load_echo(port, args))
+    stats.report(f"echo baseline (bare Litestar POST /echo, one uvicorn process, {args.concurrency} connections)")
+    size = f"{args.concurrency} connections, {args.seconds:g} s"
+    result("echo baseline (bare Litestar)", round(stats.rate()), "requests/s", size=size,
+           note=f"p99 {stats.percentiles_ms('echo')[2]:.1f} ms; generator used {stats.cpu_share:.0%} of one core")
+    return stats
+
+
+def size_text(args: argparse.Namespace, where: str) -> str:
+    return f"{args.concurrency} connections, {args.seconds:g} s, {LISTINGS} books, {where}"
+
+
+def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str, echo: Stats | None) -> None:
+    stats.report(label)
+    size = size_text(args, where)
+    if not args.orders_only:
+        result("mixed load over HTTP", round(stats.rate()), "requests/s", database="postgresql", size=size,
+               note=f"orders {stats.rate('order'):,.0f}/s; errors {stats.error_count}")
+        return
+    p99 = stats.percentiles_ms("order")[2]
+    share = f"generator used {stats.cpu_share:.0%} of one core"
+    result("order entry over HTTP", round(stats.rate("order")), "orders/s", aim=ORDER_AIM, database="postgresql", size=size, note=share)
+    result("order entry p99", round(p99, 1), "ms", aim=P99_AIM, database="postgresql", size=size,
+           note=f"p50 {stats.percentiles_ms('order')[0]:.1f} ms, p95 {stats.percentiles_ms('order')[1]:.1f} ms")
+    result("order entry errors", stats.error_count, "responses ≥ 400", aim=("=", 0), database="postgresql", size=size,
+           note=", ".join(f"{k}: {v}" for k, v in stats.errors.items()))
+    if echo is not None and echo.rate():
+        result("order entry / echo", float(f"{stats.rate('order') / echo.rate():.3g}"), "ratio", database="postgresql", size=size,
+               note=f"{stats.rate('order'):,.0f} orders/s vs {echo.rate():,.0f} echo requests/s, same generator, same run")
+
+
+def serve_one(args: argparse.Namespace, echo: Stats | None) -> None:
+    """One `exchange serve` on a fresh database, no proxy."""
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        url = asyncio.run(fresh_postgres(DATABASE))
+        env = exchange_env(url, workdir)
+        run_exchange(["migrate"], env)
+        run_exchange(["bootstrap"], env)
+        port = free_port()
+        with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
+            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args))
+        if stats.error_count:
+            show_server_errors([workdir / "serve.log"])
+        report_orders(stats, args, f"one `exchange serve` process on PostgreSQL, {args.concurrency} connections", "1 process, no proxy", echo)
+
+
+def show_server_errors(logs: list[Path], most: int = 5) -> None:
+    """The first few error lines the server(s) logged: why answers failed."""
+    for log in logs:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if re.search(r'"level": ?"(error|critical)"', line) or "Traceback" in line]
+        for line in lines[:most]:
+            print(f"  {log.name}: {line[:1500]}")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def recipe(args: argparse.Namespace, processes: int, echo: Stats | None) -> Stats:
+    base = 8200
+    while not all(port_free(base + n) for n in range(processes + 1)):
+        base += 10
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(["psql", postgres_url("exchange_bench_load").rsplit("/", 1)[0] + "/postgres", "-qc",
+                        f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
+        env |= {"EXCHANGE_DATABASE_URL": postgres_url(DATABASE), "DEPLOY_RUN": folder, "DEPLOY_PORT": str(base),
+                "DEPLOY_PROCESSES": str(processes), "EXCHANGE_LOG_LEVEL": "warning"}
+        started = subprocess.run([str(ROOT / "deploy/local/run.sh"), "start"], env=env, capture_output=True, text=True)
+        if started.returncode != 0:
+            raise SystemExit(f"deploy/local/run.sh start failed: {started.stdout}{started.stderr}")
+        try:
+            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args))
+            if stats.error_count:
+                show_server_errors(sorted(Path(folder).glob("app-*.log")))
+        finally:
+            subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True)
+            time.sleep(1)  # SIGTERM: let the processes close their connections before the next database drop
+    label = f"deploy recipe: {processes} app process{'es' if processes > 1 else ''} + nginx on PostgreSQL, {args.concurrency} connections"
+    if args.orders_only:
+        stats.report(label)
+        result(f"order entry, recipe, {processes} process{'es' if processes > 1 else ''}", round(stats.rate("order")), "orders/s",
+               database="postgresql", size=size_text(args, f"{processes} process{'es' if processes > 1 else ''} + nginx"),
+               note=f"p99 {stats.percentiles_ms('order')[2]:.1f} ms; errors {stats.error_count}")
+    else:
+        report_orders(stats, args, label, f"{processes} processes + nginx", echo)
+    return stats
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url")
-    parser.add_argument("--operator-key", help="file holding an operator's API key")
+    parser.add_argument("--url", help="load a running exchange")
+    parser.add_argument("--operator-key", help="file holding an operator's API key (with --url)")
     parser.add_argument("--recipe", action="store_true", help="start deploy/local/run.sh on a fresh database first")
-    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--processes", default="3", help="app processes of the recipe; a list (1,3) runs each and prints the growth")
+    parser.add_argument("--serve", action="store_true", help="start one `exchange serve` (no proxy) on a fresh database first")
+    parser.add_argument("--orders-only", action="store_true", help="only orders that rest and cross")
+    parser.add_argument("--echo", action="store_true", help="also measure the bare Litestar echo baseline in this run")
+    parser.add_argument("--echo-only", action="store_true", help="only the echo baseline")
+    parser.add_argument("--no-idempotency-key", action="store_true")
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the measured seconds")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections, one client each")
     args = parser.parse_args()
-    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs (the load generator shares them)")
-    if not args.recipe:
-        asyncio.run(run(args.url, Path(args.operator_key).read_text().strip(), args.seconds, args.concurrency))
+    header()
+    print(f"the load generator runs on the same {os.cpu_count()} cores as the server(s)")
+    echo = None
+    if args.echo or args.echo_only:
+        with tempfile.TemporaryDirectory() as folder:
+            echo = measure_echo(args, Path(folder))
+        if args.echo_only:
+            return
+    if args.recipe:
+        counts = [int(n) for n in args.processes.split(",")]
+        rates = {n: recipe(args, n, echo).rate("order" if args.orders_only else None) for n in counts}
+        if len(counts) > 1:
+            first, last = counts[0], counts[-1]
+            growth = rates[last] / rates[first] if rates[first] else 0.0
+            print("scaling: " + ", ".join(f"{n} process{'es' if n > 1 else ''}: {rate:,.0f}/s" for n, rate in rates.items()))
+            result(f"order entry scaling, {first} → {last} processes", round(growth, 2), "×", database="postgresql",
+                   size=size_text(args, "deploy recipe"), note=" → ".join(f"{rates[n]:,.0f}" for n in counts) + " orders/s")
         return
-    with tempfile.TemporaryDirectory() as folder:
-        database = "exchange_load"
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], check=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-        env |= {"EXCHANGE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}", "DEPLOY_RUN": folder, "DEPLOY_PORT": "8200",
-                "DEPLOY_PROCESSES": str(args.processes), "EXCHANGE_LOG_LEVEL": "warning"}
-        subprocess.run([str(ROOT / "deploy/local/run.sh"), "start"], env=env, check=True, capture_output=True)
-        try:
-            asyncio.run(run("http://127.0.0.1:8200", (Path(folder) / "operator.key").read_text().strip(), args.seconds, args.concurrency))
-        finally:
-            subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True)
+    if args.serve:
+        serve_one(args, echo)
+        return
+    if not args.url or not args.operator_key:
+        parser.error("give --url and --operator-key, or --serve, or --recipe")
+    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args))
+    report_orders(stats, args, f"{args.url}, {args.concurrency} connections", args.url, echo)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,13 @@ leaves of 200 bytes). Prints figures only; no assertions on time.
 
 from __future__ import annotations
 
-import os
-import platform
 import random
-import shlex
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import header, result  # noqa: E402
 
 from exchange.settlement.merkle import (  # noqa: E402
     Frontier,
@@ -32,8 +30,7 @@ PROOFS = 10_000
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    print(f"$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    header()
 
     entries = [random.randbytes(LEAF_BYTES) for _ in range(count)]
 
@@ -49,6 +46,8 @@ def main() -> None:
     print(f"Frontier.extend:           {count / (extended - hashed):>12,.0f} leaves/s")
     print(f"leaf_hash + extend:        {count / total:>12,.0f} leaves/s  ({count:,} leaves of {LEAF_BYTES} B in {total:.2f} s)")
     print(f"  stored nodes emitted: {len(completed):,}; root {root.hex()}")
+    result("Merkle log: leaf hash + append", round(count / total), "leaves/s", size=f"{count:,} leaves of {LEAF_BYTES} B",
+           note="the tree alone, one core")
 
     frontier = Frontier()
     started = time.perf_counter()

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
-import shlex
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +29,8 @@ from pathlib import Path
 
 import msgspec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import header, result  # noqa: E402
 
 from exchange.listings.schemas import MeteredPlan  # noqa: E402
 from exchange.orders.billing import UsageLedger, UsageRecord, metered_bill  # noqa: E402
@@ -82,8 +80,7 @@ def main() -> None:
     parser.add_argument("--bills", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    print(f"$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    header()
     rng = random.Random(args.seed)
 
     stream = make_rows(rng, args.records, args.batch)
@@ -104,6 +101,8 @@ def main() -> None:
     print(f"add_batch:                        {args.records / elapsed:>12,.0f} records/s  ({args.records:,} in {len(batches):,} batches "
           f"of {args.batch:,}, {elapsed:.2f} s, one core; {ledger.record_count:,} counted after repeats, "
           f"{ledger.total_calls:,} calls)")
+    result("usage rating core: add_batch", round(args.records / elapsed), "records/s", size=f"{args.records:,} records, batches of {args.batch:,}",
+           note="the pure core, no HTTP or database")
 
     started = time.perf_counter()
     for batch_id, rows in batches:

@@ -134,7 +134,11 @@ class ListingPlan(SQLModel, table=True):
     """The plans of a listing's shown revision, flattened for catalogue filters."""
 
     __tablename__ = "listing_plans"
-    __table_args__ = (sa.Index("ix_listing_plans_kind_price", "kind", "price_fen"),)
+    __table_args__ = (
+        sa.Index("ix_listing_plans_kind_price", "kind", "price_fen"),
+        # The catalogue's plan filters: does this listing have such a plan, from the index alone.
+        sa.Index("ix_listing_plans_listing_kind_price", "listing_id", "kind", "price_fen"),
+    )
 
     listing_id: str = Field(foreign_key="listings.id", primary_key=True, max_length=40)
     id: str = Field(primary_key=True, max_length=40)

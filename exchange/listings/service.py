@@ -54,7 +54,8 @@ def _body(content: dict[str, Any]) -> ListingIn:
     return msgspec.convert(content, ListingIn)
 
 
-def _search_text(body: ListingIn, rulebook: Rulebook) -> list[str]:
+def search_tokens(body: ListingIn, rulebook: Rulebook) -> list[str]:
+    """What the catalogue indexes of a listing: title, description, category code and names."""
     category = rulebook.catalogue.category(body.category)
     names = f"{category.name_zh} {category.name_en}" if category else ""
     return tokens_for(f"{body.title}\n{body.description}\n{body.category} {names}")
@@ -129,21 +130,19 @@ async def _show(session: AsyncSession, listing: Listing, body: ListingIn, rules:
     listing.category = body.category
     listing.grade = body.grade
     listing.delivery = body.delivery
-    await repository.replace_plans(
-        session,
-        listing.id,
-        [
-            ListingPlan(
-                listing_id=listing.id,
-                id=plan.id or "",
-                kind=type(plan).__struct_config__.tag,  # type: ignore[arg-type]
-                price_fen=headline_price_fen(plan),
-                currency=currency_of(plan),
-            )
-            for plan in body.plans
-        ],
-    )
-    await repository.index(session, listing.id, _search_text(body, rules.rulebook))
+    plans = [
+        ListingPlan(
+            listing_id=listing.id,
+            id=plan.id or "",
+            kind=type(plan).__struct_config__.tag,  # type: ignore[arg-type]
+            price_fen=headline_price_fen(plan),
+            currency=currency_of(plan),
+        )
+        for plan in body.plans
+    ]
+    listing.min_price_fen = min((p.price_fen for p in plans if p.price_fen is not None), default=repository.PRICE_NONE)
+    await repository.replace_plans(session, listing.id, plans)
+    await repository.index(session, listing.id, search_tokens(body, rules.rulebook))
 
 
 async def to_out(session: AsyncSession, listing: Listing, caller: Caller | None, rules: ActiveRules) -> ListingOut:

@@ -1,0 +1,346 @@
+"""A lean HTTP/1.1 load generator: raw asyncio protocols, one keep-alive connection per worker,
+requests prepared as bytes. httpx spends more CPU per request than the exchange's echo route
+does; on a 2-core machine where the generator shares the cores with the server, that would make
+the generator the bottleneck.
+
+    .venv/bin/python benchmarks/httpload.py [--seconds 10] [--connections 64]
+
+measures what the generator itself can drive: it serves canned 200 responses from a minimal
+asyncio server in another process and loads it; the figure is the ceiling of any figure measured
+with this generator on this machine. Used as a library by load.py, ingest.py, search.py."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port, header, percentile, result  # noqa: E402
+
+
+class HttpError(ConnectionError):
+    pass
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            try:
+                parsed = _parse(self.buffer)
+            except HttpError as error:
+                waiter.set_exception(error)
+                return
+            if parsed is not None:
+                waiter.set_result(parsed)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc or HttpError("connection closed by the server")
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self.lost)
+
+
+def _parse(buffer: bytearray) -> tuple[int, bytes, bool] | None:
+    """(status, body, keep-alive) of the first complete response in `buffer` (consumed), or None."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    if not head.startswith(b"http/1."):
+        raise HttpError(f"not an HTTP response: {head[:40]!r}")
+    status = int(head[9:12])
+    keep_alive = b"\r\nconnection: close" not in head
+    start = end + 4
+    at = head.find(b"\r\ncontent-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+        if len(buffer) < start + length:
+            return None
+        body = bytes(buffer[start : start + length])
+        del buffer[: start + length]
+        return status, body, keep_alive
+    if b"\r\ntransfer-encoding: chunked" in head:
+        chunks, position = [], start
+        while True:
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[position:line_end]).split(b";")[0], 16)
+            if size == 0:
+                trailer_end = buffer.find(b"\r\n\r\n", line_end)
+                if trailer_end < 0 and buffer[line_end : line_end + 4] != b"\r\n\r\n":
+                    return None
+                finish = line_end + 4 if buffer[line_end : line_end + 4] == b"\r\n\r\n" else trailer_end + 4
+                del buffer[:finish]
+                return status, b"".join(chunks), keep_alive
+            if len(buffer) < line_end + 2 + size + 2:
+                return None
+            chunks.append(bytes(buffer[line_end + 2 : line_end + 2 + size]))
+            position = line_end + 2 + size + 2
+    if status in (204, 304) or 100 <= status < 200:
+        del buffer[:start]
+        return status, b"", keep_alive
+    raise HttpError("response without Content-Length or chunked body")
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; one request at a time."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.protocol: _Protocol | None = None
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        return protocol
+
+    async def send(self, raw: bytes) -> tuple[int, bytes]:
+        """Send a prepared request (see `prepare`); (status, body). Reconnects once when the
+        server had closed an idle connection."""
+        for attempt in (0, 1):
+            protocol = self.protocol
+            if protocol is None or protocol.lost is not None:
+                protocol = self.protocol = await self._open()
+            waiter = protocol.waiter = asyncio.get_running_loop().create_future()
+            assert protocol.transport is not None
+            protocol.transport.write(raw)
+            try:
+                status, body, keep_alive = await waiter
+            except ConnectionError:
+                self.protocol = None
+                if attempt == 0 and not protocol.buffer:
+                    continue
+                raise
+            if not keep_alive:
+                protocol.transport.close()
+                self.protocol = None
+            return status, body
+        raise AssertionError("unreachable")
+
+    async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        return await self.send(prepare(method, path, self.host, body, headers))
+
+    def close(self) -> None:
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()
+        self.protocol = None
+
+
+def prepare(method: str, path: str, host: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        if not headers or not any(k.lower() == "content-type" for k in headers):
+            lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+# ── driving load ──
+
+# A worker's next request: (kind, prepared bytes, what to do with the answer or None). The
+# callback returns False when the answer is an error.
+Next = Callable[[random.Random], tuple[str, bytes, Callable[[int, bytes], bool] | None]]
+
+
+@dataclass
+class Stats:
+    seconds: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, bytes] = field(default_factory=dict)
+    """The first answer body of each kind of error."""
+    cpu_seconds: float = 0.0
+    """CPU time the generator process used during the run (user + system)."""
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    def rate(self, kind: str | None = None) -> float:
+        count = self.requests if kind is None else len(self.latencies.get(kind, []))
+        return count / self.seconds if self.seconds else 0.0
+
+    def percentiles_ms(self, kind: str) -> tuple[float, float, float]:
+        ordered = sorted(self.latencies.get(kind, []))
+        return tuple(percentile(ordered, q) * 1000 for q in (0.50, 0.95, 0.99))  # type: ignore[return-value]
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def cpu_share(self) -> float:
+        """The generator's CPU use as a share of one core."""
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
+
+    def report(self, label: str) -> None:
+        print(f"{label}: {self.requests:,} requests in {self.seconds:.1f} s: {self.rate():,.0f} requests/s "
+              f"(the generator used {self.cpu_share:.0%} of one core)")
+        for kind in self.latencies:
+            p50, p95, p99 = self.percentiles_ms(kind)
+            print(f"  {kind:<9} {len(self.latencies[kind]):>8,}  {self.rate(kind):>8,.0f}/s  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms")
+        print(f"  errors: {self.errors or 'none'}")
+        for kind, sample in self.samples.items():
+            print(f"    first {kind}: {sample.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def drive(host: str, port: int, next_request: Next, *, connections: int, seconds: float, warmup_s: float = 1.0, seed: int = 1) -> Stats:
+    """`connections` workers, each on its own keep-alive connection, sending back to back for
+    `warmup_s` (not counted) and then `seconds`."""
+    stats = Stats()
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    state = {"counting": False, "stop": False}
+
+    async def worker() -> None:
+        connection = Connection(host, port)
+        latencies, errors = stats.latencies, stats.errors
+        clock = loop.time
+        try:
+            while not state["stop"]:
+                kind, raw, check = next_request(rng)
+                started = clock()
+                try:
+                    status, body = await connection.send(raw)
+                except (ConnectionError, OSError) as error:
+                    if state["counting"]:
+                        errors[f"{kind} {type(error).__name__}"] = errors.get(f"{kind} {type(error).__name__}", 0) + 1
+                    await asyncio.sleep(0.01)
+                    continue
+                elapsed = clock() - started
+                ok = check(status, body) if check is not None else status < 400
+                if state["counting"]:
+                    latencies.setdefault(kind, []).append(elapsed)
+                    if not ok:
+                        errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
+                        stats.samples.setdefault(f"{kind} {status}", body[:300])
+        finally:
+            connection.close()
+
+    tasks = [asyncio.create_task(worker()) for _ in range(connections)]
+    await asyncio.sleep(warmup_s)
+    state["counting"] = True
+    cpu, began = _cpu(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    state["counting"] = False
+    stats.seconds = time.perf_counter() - began
+    stats.cpu_seconds = _cpu() - cpu
+    state["stop"] = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return stats
+
+
+# ── the generator's own ceiling ──
+
+_CANNED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+class _NullServer(asyncio.Protocol):
+    """Answers every request with a canned 200; parses only enough to find each request's end."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        answers = 0
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = bytes(self.buffer[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            length = int(head[at + 17 : head.find(b"\r\n", at + 2) if head.find(b"\r\n", at + 2) >= 0 else len(head)]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                break
+            del self.buffer[: end + 4 + length]
+            answers += 1
+        if answers:
+            self.transport.write(_CANNED * answers)
+
+
+async def null_server(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(_NullServer, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--null-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.null_server:
+        asyncio.run(null_server(args.null_server))
+        return
+    header()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--null-server", str(port)])
+    try:
+        body = b'{"listing_id": "lst_0123456789", "plan_id": "pln_0123456789", "side": "buy", "quantity": 3, "price": 10050}'
+        raw = prepare("POST", "/v1/orders", "127.0.0.1", body, {"Authorization": "Bearer " + "k" * 43})
+
+        async def run() -> Stats:
+            await wait_until_served("127.0.0.1", port, "/")
+            return await drive("127.0.0.1", port, lambda rng: ("request", raw, None), connections=args.connections, seconds=args.seconds)
+
+        stats = asyncio.run(run())
+    finally:
+        server.terminate()
+        server.wait()
+    stats.report(f"generator ceiling ({args.connections} connections to a canned-response server in another process)")
+    result("load generator ceiling", round(stats.rate()), "requests/s", size=f"{args.connections} connections, {args.seconds:g} s",
+           note=f"canned 200s from a minimal asyncio server; generator used {stats.cpu_share:.0%} of one core")
+
+
+async def wait_until_served(host: str, port: int, path: str = "/health", deadline_s: float = 30) -> None:
+    started = time.perf_counter()
+    while True:
+        connection = Connection(host, port)
+        try:
+            status, _ = await connection.request("GET", path)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        if time.perf_counter() - started > deadline_s:
+            raise TimeoutError(f"http://{host}:{port}{path} did not answer 200")
+        await asyncio.sleep(0.05)
+
+
+
+if __name__ == "__main__":
+    main()
