@@ -536,6 +536,18 @@ class UsageRecord(SQLModel, table=True):
     calls: int = _big()
 
 
+class UsageCycle(SQLModel, table=True):
+    """A metered contract's calls in one calendar month, kept with its usage records so each
+    batch reads the open cycle's total instead of summing every record of the month."""
+
+    __tablename__ = "usage_cycles"
+
+    contract_id: str = Field(foreign_key="contracts.id", primary_key=True, max_length=40)
+    cycle_start: datetime = _time(primary_key=True)
+    """The month's first instant (the exchange's zone), in UTC."""
+    calls: int = _big()
+
+
 class Bill(SQLModel, table=True):
     """A postpaid charge: a metered cycle's usage or a revenue-share period, paid from the buyer's balance."""
 

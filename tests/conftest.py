@@ -98,6 +98,7 @@ TABLES = (
     "shadow_divergences",
     "rule_shadows",
     "monthly_volumes",
+    "usage_cycles",
     "bills",
     "usage_records",
     "usage_batches",

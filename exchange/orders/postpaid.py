@@ -7,12 +7,14 @@ a corrected report charges or credits the difference (true-up)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
@@ -26,7 +28,7 @@ from exchange.settlement import posting
 from exchange.settlement.ledger import Ledger
 from exchange.settlement.posting import References, Transfer, TransferKind
 from exchange.settlement.service import JournalIn, post_one
-from exchange.tables import Bill, Contract, UsageBatch, UsageRecord
+from exchange.tables import Bill, Contract, UsageBatch, UsageCycle, UsageRecord
 
 CLOCK_SKEW = timedelta(minutes=5)
 CREDIT_RULE = "settlement.metered_credit_limit_fen"
@@ -40,6 +42,27 @@ async def _calls(session: AsyncSession, contract_id: str, start: datetime, end: 
     return int((await session.execute(query)).scalar_one())
 
 
+async def _open_cycle_calls(session: AsyncSession, contract_id: str, start: datetime) -> int:
+    """The calls of the cycle (calendar month) starting at `start`, from its running total."""
+    query = sa.select(UsageCycle.calls).where(UsageCycle.contract_id == contract_id, UsageCycle.cycle_start == start)
+    return int((await session.execute(query)).scalar_one_or_none() or 0)
+
+
+async def _count_calls(session: AsyncSession, contract_id: str, rows: Iterable[dict[str, Any]], now: datetime) -> None:
+    """Add stored records' calls to their months' running totals."""
+    start, end = billing.month_of(now)  # nearly every record falls in this month: skip the zone arithmetic for those
+    by_month: dict[datetime, int] = {}
+    for row in rows:
+        month = start if start <= row["at"] < end else billing.month_of(row["at"])[0]
+        by_month[month] = by_month.get(month, 0) + row["calls"]
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    for month, calls in sorted(by_month.items()):
+        statement = insert(UsageCycle).values(contract_id=contract_id, cycle_start=month, calls=calls)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["contract_id", "cycle_start"], set_={"calls": UsageCycle.calls + statement.excluded.calls}
+        ))
+
+
 def _suspend(contract: Contract, reason: str, now: datetime) -> None:
     if contract.lifecycle == "active":
         contract.lifecycle, contract.end_reason, contract.updated_at = "suspended", reason, now
@@ -51,19 +74,20 @@ async def report_usage(session: AsyncSession, rules: ActiveRules, caller: Caller
         raise InvalidTransition(f"Contract {contract.id} is not metered.")
     if caller.id != contract.vendor_id:
         raise Forbidden("Only the vendor reports usage of its data.")
-    start, end = billing.month_of(now)
+    start = billing.month_of(now)[0]
     limit = rules.rulebook.settlement.metered_credit_limit_fen
     if await session.get(UsageBatch, (contract.id, body.batch_id)) is not None:
-        calls = await _calls(session, contract.id, start, end)
+        calls = await _open_cycle_calls(session, contract.id, start)
         return UsageAccepted(contract_id=contract.id, batch_id=body.batch_id, accepted=0, duplicate_batch=True, cycle_start=start,
                              cycle_calls=calls, exposure=billing.credit_exposure(calls, contract.content["plan"]), credit_limit=limit,
                              lifecycle=contract.lifecycle)
     valid_from = datetime.fromtimestamp(int(contract.content.get("valid_from", contract.content["created_at"])) / 1000, UTC)
     rows: dict[str, dict[str, Any]] = {}
+    latest, term_end = now + CLOCK_SKEW, contracts.valid_until(contract)
     for position, record in enumerate(body.records):
         if record.at.tzinfo is None:
             raise InvalidInput(f"records[{position}].at: give a time zone", errors=[{"field": f"records[{position}].at", "reason": "time zone required"}])
-        if not valid_from <= record.at <= now + CLOCK_SKEW or record.at >= contracts.valid_until(contract):
+        if not valid_from <= record.at <= latest or record.at >= term_end:
             raise InvalidInput(
                 f"records[{position}].at: usage must fall within the contract's term and not in the future",
                 errors=[{"field": f"records[{position}].at", "reason": "outside the contract's term"}],
@@ -74,7 +98,8 @@ async def report_usage(session: AsyncSession, rules: ActiveRules, caller: Caller
                            calls=sum(r["calls"] for r in rows.values()), received_at=now))
     await session.flush()
     await session.execute(_RECORDS.insert(), list(rows.values()))
-    calls = await _calls(session, contract.id, start, end)
+    await _count_calls(session, contract.id, rows.values(), now)
+    calls = await _open_cycle_calls(session, contract.id, start)
     exposure = billing.credit_exposure(calls, contract.content["plan"])
     if exposure > limit:
         _suspend(contract, f"{CREDIT_RULE}: owes {exposure} fen in the open cycle, above the limit of {limit}", now)
@@ -157,7 +182,7 @@ async def bill_due(session: AsyncSession, ledger: Ledger, rules: ActiveRules, no
         unpaid = (await session.execute(sa.select(sa.func.count()).select_from(Bill).where(Bill.contract_id == contract.id, Bill.status == "unpaid"))).scalar_one()
         if contract.lifecycle == "suspended" and not unpaid and contract.end_reason and contract.end_reason.startswith(CREDIT_RULE):
             open_start, open_end = billing.month_of(now)
-            exposure = billing.credit_exposure(await _calls(session, contract.id, open_start, open_end), contract.content["plan"])
+            exposure = billing.credit_exposure(await _open_cycle_calls(session, contract.id, open_start), contract.content["plan"])
             if exposure <= rules.rulebook.settlement.metered_credit_limit_fen:
                 contract.lifecycle, contract.end_reason = "active", None  # the bill that exceeded the limit is paid
         session.add(contract)

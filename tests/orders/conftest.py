@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from exchange.db import Database
 from exchange.orders.billing import month_of
 from exchange.settlement import audit
-from exchange.tables import Contract, MonthlyVolume
+from exchange.tables import Contract, MonthlyVolume, UsageCycle, UsageRecord
 from tests.harness import Api
 
 CNY = "CNY"
@@ -59,6 +59,12 @@ class Market:
             async with db.read() as session:
                 kept, summed = await kept_volumes(session), await summed_volumes(session)
                 assert kept == summed, (sorted(kept.items()), sorted(summed.items()))
+                cycles = {(c.contract_id, c.cycle_start): c.calls for c in (await session.execute(sa.select(UsageCycle))).scalars()}
+                counted: dict[tuple[str, Any], int] = {}
+                for record in (await session.execute(sa.select(UsageRecord))).scalars():
+                    key = (record.contract_id, month_of(record.at)[0])
+                    counted[key] = counted.get(key, 0) + record.calls
+                assert cycles == counted
         finally:
             await db.dispose()
         assert report.ok, report.problems
