@@ -247,10 +247,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     async def sign_heads(app: Litestar) -> None:
         """Heads are signed with each batch of appends; this signs one for entries that have
         waited longer than the interval with no append after them."""
-        # Waking four times per interval keeps a waiting entry's head within 1.25 intervals.
+        # Waking four times per interval keeps a waiting entry's head within 1.25 intervals; the
+        # sweep (lapsed orders, contracts due, bills) rides on the same loop, every sweep_interval_ms.
         interval = settings.ledger_head_interval_ms / 4000
 
-        ticks = [0]
+        last_sweep = [asyncio.get_running_loop().time()]
 
         async def loop() -> None:
             while True:
@@ -264,8 +265,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
                             await exchange.ledger.sign_head(session, exchange.clock(), only_if_stale=True)
                 except Exception:  # keep signing later; one failure must not stop the loop
                     log.exception("ledger.head_signing_failed")
-                ticks[0] += 1
-                if ticks[0] % 4 == 0:
+                now = asyncio.get_running_loop().time()
+                if settings.sweep_interval_ms and (now - last_sweep[0]) * 1000 >= settings.sweep_interval_ms:
+                    last_sweep[0] = now
                     try:
                         done = await sweep(exchange.db, exchange.ledger, exchange.rule_cache, exchange.clock())
                         if any(done.values()):

@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Sign a new tree head at least every this many entries ..."""
     ledger_head_interval_ms: Annotated[int, msgspec.Meta(ge=10)] = 1000
     """... and at least this often while entries wait for one."""
+    sweep_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    """How often each process sweeps lapsed orders, contracts due to confirm or end, and bills;
+    0: never (tests that run the sweep themselves, on their own clock)."""
     write_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
     """Write transactions one process runs at once; the rest queue in the process. Money moves
     under one ledger lock: with many writers in flight, the lock holder waits behind the others

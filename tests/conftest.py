@@ -189,6 +189,7 @@ async def api(clean_database_url: str, clock: MovableClock, tmp_path: Path):  # 
         database_url=clean_database_url,
         operator_key_file=str(tmp_path / "operator.key"),
         signing_key_file=str(tmp_path / "signing.key"),
+        sweep_interval_ms=0,  # tests sweep themselves, after moving the clock: a background sweep would race them
     )
     app = create_app(settings, clock=clock)
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
