@@ -84,15 +84,10 @@ def month_start(now: datetime) -> datetime:
     return billing.month_of(now)[0]
 
 
-async def monthly_volume(session: AsyncSession, participant_id: str, now: datetime) -> int:
-    """A party's trading volume this calendar month, as buyer and as vendor, for fee tiers."""
-    return await volumes.monthly_volume(session, participant_id, now)
-
-
 async def fees(session: AsyncSession, rules: ActiveRules, plan_kind: str, notional: int, buyer_id: str, vendor_id: str, now: datetime) -> tuple[int, int]:
     buyer_tiered, vendor_tiered = trading.tiered_sides(rules.rulebook, plan_kind)
-    buyer_volume = await monthly_volume(session, buyer_id, now) if buyer_tiered else 0
-    vendor_volume = await monthly_volume(session, vendor_id, now) if vendor_tiered else 0
+    buyer_volume = await volumes.monthly_volume(session, buyer_id, now) if buyer_tiered else 0
+    vendor_volume = await volumes.monthly_volume(session, vendor_id, now) if vendor_tiered else 0
     return trading.fee_for(rules.rulebook, plan_kind, notional, buyer_volume, vendor_volume)
 
 
@@ -307,11 +302,6 @@ async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tup
         beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
         if len(page) < MAKERS_PAGE or covered >= taker.quantity or beyond:
             return found
-
-
-async def _resting(session: AsyncSession, listing_id: str, plan_id: str) -> list[Order]:
-    query = sa.select(Order).where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.status == "open", Order.auction_id.is_(None)).order_by(Order.seq)  # type: ignore[union-attr]
-    return list((await session.execute(query)).scalars())
 
 
 async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], now: datetime) -> list[Order]:
