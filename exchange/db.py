@@ -60,7 +60,10 @@ def make_engine(url: str, *, timeout_s: float = 10.0, immediate: bool = False) -
         max_overflow=20,
         pool_pre_ping=True,
         connect_args={
-            "command_timeout": timeout_s,
+            # The server cancels a slow statement itself (a clear 57014 error); the client's
+            # timeout is only the backstop for a stalled connection, so it must come later or
+            # the two race and the caller sees a bare TimeoutError.
+            "command_timeout": timeout_s * 2,
             "server_settings": {"statement_timeout": str(timeout_ms), "timezone": "UTC"},
         },
     )
