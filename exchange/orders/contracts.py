@@ -26,6 +26,7 @@ from exchange.settlement.entries import CertificateEntry
 from exchange.settlement.ledger import Ledger, millis
 from exchange.settlement.posting import Phase, References, Transfer, TransferKind
 from exchange.settlement.service import JournalIn, post_one
+from exchange.settlement.signing import Signer
 from exchange.tables import Contract
 
 CONTRACT_VERSION = 1
@@ -81,6 +82,15 @@ async def create(
     """Sign the terms and return the contract with the hold transfers the caller must post in
     the same journal as whatever else the fill moves. A renewal starts when the term it
     continues ends."""
+    contract, holds = build(terms, await ledger.active_signer(session, now), confirm_window=confirm_window, now=now, starts_at=starts_at, renews=renews)
+    session.add(contract)
+    return contract, holds
+
+
+def build(
+    terms: Terms, signer: Signer, *, confirm_window: timedelta, now: datetime, starts_at: datetime | None = None, renews: str | None = None,
+) -> tuple[Contract, list[Transfer]]:
+    """The signed contract of `terms` and its escrow transfers, without storing either."""
     contract_id = new_id("ctr")
     starts_at = starts_at or now
     licence = terms.revision_content.get("licence", {})
@@ -117,7 +127,6 @@ async def create(
         "renews": renews,
     }
     canonical = canonical_bytes(content)
-    signer = await ledger.active_signer(session, now)
     holds = hold_transfers(contract_id, terms)
     contract = Contract(
         id=contract_id, listing_id=terms.listing.id, buyer_id=terms.buyer_id, vendor_id=terms.vendor_id, order_id=terms.order_id,
@@ -128,7 +137,6 @@ async def create(
         lifecycle="active", valid_until=starts_at + timedelta(days=valid_days), renew=terms.plan.get("kind") == "subscription",
         renews=renews, created_at=now, updated_at=now,
     )
-    session.add(contract)
     return contract, holds
 
 

@@ -12,11 +12,9 @@ held, so a resting order can always pay for its fills."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,16 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth import Caller
 from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
-from exchange.orders import billing, contracts, matching, surveillance, volumes
+from exchange.orders import billing, contracts, quota, surveillance, volumes
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
 from exchange.rulebook import shadow, trading
 from exchange.rulebook.evaluate import Violation
 from exchange.rulebook.store import ActiveRules
-from exchange.settlement import posting
 from exchange.settlement.ledger import Ledger
-from exchange.settlement.posting import Phase, References, Transfer, TransferKind
+from exchange.settlement.posting import Transfer
 from exchange.settlement.service import JournalIn, post_one
-from exchange.tables import Book, Contract, Listing, Order, Trade
+from exchange.tables import Book, Contract, Listing, MonthlyVolume, Order, Trade
 
 PAGE_MAX = 100
 DIRECT_KINDS = ("fixed", "subscription", "free")
@@ -63,9 +60,10 @@ async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, ne
     return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
 
 
-def _money(plan: dict[str, Any], name: str) -> tuple[int, str]:
-    money = plan.get(name) or {}
-    return int(money.get("amount", 0)), str(money.get("currency", "CNY"))
+_money = quota.money
+_refuse = quota.refuse
+_hold_transfer = quota.hold_transfer
+_release_transfer = quota.release_transfer
 
 
 def reference_price(plan: dict[str, Any]) -> int | None:
@@ -89,14 +87,6 @@ async def fees(session: AsyncSession, rules: ActiveRules, plan_kind: str, notion
     buyer_volume = await volumes.monthly_volume(session, buyer_id, now) if buyer_tiered else 0
     vendor_volume = await volumes.monthly_volume(session, vendor_id, now) if vendor_tiered else 0
     return trading.fee_for(rules.rulebook, plan_kind, notional, buyer_volume, vendor_volume)
-
-
-def _refuse(violations: Sequence[Violation], rules: ActiveRules) -> RuleViolated:
-    return RuleViolated(
-        "The order is refused: " + "; ".join(f"{v.rule}: {v.message}" for v in violations),
-        violations=[msgspec.to_builtins(v) for v in violations],
-        rulebook_hash=rules.hash,
-    )
 
 
 async def _check_rules(
@@ -231,36 +221,6 @@ async def _form_direct_contract(
 # ── quota books ──
 
 
-def _hold_transfer(order: Order, amount: int, currency: str, vendor_id: str) -> Transfer:
-    number = int(order.hold_id.rsplit(".", 1)[-1]) + 1 if order.hold_id else 1
-    order.hold_id = f"{order.id}.hold.{number}"
-    order.held = amount
-    return Transfer(
-        id=order.hold_id, kind=TransferKind.hold, phase=Phase.pending, debit_account=posting.available(order.participant_id, currency),
-        credit_account=posting.available(vendor_id, currency), amount=amount, currency=currency,
-        references=References(order=order.id, listing=order.listing_id),
-    )
-
-
-def _release_transfer(order: Order, why: str) -> Transfer | None:
-    if not order.hold_id or not order.held:
-        return None
-    transfer = Transfer(
-        id=f"{order.hold_id}.release", kind=TransferKind.release, phase=Phase.void, pending_id=order.hold_id,
-        references=References(order=order.id, listing=order.listing_id, note=why),
-    )
-    order.held = 0
-    return transfer
-
-
-def _engine_order(order: Order) -> matching.Order:
-    return matching.Order(
-        id=order.id, owner=order.participant_id, side=matching.Side(order.side), type=matching.OrderType(order.type),
-        price=order.price, quantity=order.quantity, time_in_force=matching.TimeInForce(order.time_in_force), seq=order.seq,
-        remaining=order.remaining,
-    )
-
-
 MAKERS_PAGE = 64
 
 
@@ -316,104 +276,30 @@ async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], no
     return [o for o in orders if o not in lapsed]
 
 
+async def party_volumes(session: AsyncSession, rules: ActiveRules, parties: set[str], now: datetime) -> dict[str, int]:
+    """This month's volumes of `parties`, when a quota fee tier depends on them (else none)."""
+    if not any(trading.tiered_sides(rules.rulebook, "quota")) or not parties:
+        return {}
+    query = sa.select(MonthlyVolume.participant_id, MonthlyVolume.amount).where(
+        MonthlyVolume.participant_id.in_(sorted(parties)), MonthlyVolume.month_start == billing.month_of(now)[0]  # type: ignore[attr-defined]
+    )
+    return {participant: int(amount) for participant, amount in (await session.execute(query)).all()}
+
+
 async def _trade_quota(session: AsyncSession, ledger: Ledger, rules: ActiveRules, listing: Listing, plan: dict[str, Any], order: Order, book_row: Book, now: datetime) -> None:
-    reference, currency = _money(plan, "reference_price")
-    band = trading.price_band(rules.rulebook, reference)
-    # Makers go in without the band: a rule change may have narrowed it under resting orders.
-    book = matching.Book(band=None, self_trade=trading.self_trade_policy(rules.rulebook))
-    makers = await _makers(session, ledger, order, band, now)
-    by_id = {o.id: o for o in makers}
-    for maker in sorted(makers, key=lambda o: o.seq):
-        book.submit(_engine_order(maker))  # one side only: they cannot cross
-    book.set_band(band)
-
-    if order.side == "buy":
-        worst_price = order.price if order.type == "limit" else band[1]
-        assert worst_price is not None
-        notional = worst_price * order.quantity
-        buyer_fee, _ = await fees(session, rules, "quota", notional, order.participant_id, listing.vendor_id, now)
-        # The worst case is what the order may spend; it is held (or turned into escrow) by the
-        # one journal at the end, so the ledger's lock is taken once, briefly, and a buyer who
-        # cannot pay is refused there, with everything the order did rolled back.
-        order.held = notional + buyer_fee
-    session.add(order)  # written with the first flush, by then usually with its hold id
-
-    try:
-        outcome = book.submit(_engine_order(order))
-    except matching.OrderRejected as rejected:
-        raise _refuse([Violation("trading.quota.price_band", f"The order is outside the price band {band[0]}–{band[1]} fen ({rejected.reason}).", "trading.toml: quota.price_band_bps")], rules) from None
-    by_id[order.id] = order
-    transfers: list[Transfer] = []
-    consumed: dict[str, int] = {}
-    for fill in outcome.fills:
-        buy = by_id[fill.taker_id if fill.side == matching.Side.buy else fill.maker_id]
-        sell = by_id[fill.maker_id if fill.side == matching.Side.buy else fill.taker_id]
-        amount = fill.price * fill.quantity
-        buy_remaining_before = buy.remaining
-        held_left = buy.held - consumed.get(buy.id, 0)
-        worst_price = buy.price if buy.type == "limit" and buy.price is not None else band[1]
-        fee_share = held_left - worst_price * buy_remaining_before
-        share = fee_share if fill.quantity == buy_remaining_before else fee_share * fill.quantity // buy_remaining_before
-        buyer_fee, vendor_fee = await fees(session, rules, "quota", amount, buy.participant_id, sell.participant_id, now)
-        buyer_fee = min(buyer_fee, max(0, share))
-        consumed[buy.id] = consumed.get(buy.id, 0) + amount + buyer_fee
-        buy.remaining -= fill.quantity
-        sell.remaining -= fill.quantity
-        terms = contracts.Terms(
-            listing=listing, revision_content=listing.content, plan=plan, buyer_id=buy.participant_id, vendor_id=sell.participant_id,
-            order_id=buy.id, quantity=fill.quantity, unit_price=fill.price, amount=amount, buyer_fee=buyer_fee, vendor_fee=vendor_fee,
-            currency=currency, purpose=buy.purpose, rules_hash=rules.hash,
-        )
-        contract, holds = await contracts.create(session, ledger, terms, confirm_window=trading.settlement_windows(rules.rulebook)[0], now=now)
-        transfers.extend(holds)
-        session.add(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=buy.id, sell_order_id=sell.id,
-                          price=fill.price, quantity=fill.quantity, seq=order.seq, at=now))
-
-    order.status = "open" if outcome.rested else ("filled" if order.remaining == 0 else "cancelled")
-    if order.status == "cancelled":
-        order.reason = {"ioc": "immediate-or-cancel remainder", "fok": "fill-or-kill could not fill completely",
-                        "market": "market order remainder", "band": "no more liquidity inside the price band",
-                        "self_trade": "it would have traded with the same participant's order"}.get(outcome.cancelled or "", outcome.cancelled)
-    for maker_id in outcome.cancelled_makers:
-        maker = by_id[maker_id]
-        maker.status, maker.reason = "cancelled", "self-trade prevention"
-
-    # Swap each touched buy hold for its contracts' escrow and, if it still rests, a smaller hold.
-    touched = {fill.taker_id for fill in outcome.fills} | {fill.maker_id for fill in outcome.fills} | set(outcome.cancelled_makers) | {order.id}
-    swaps: list[Transfer] = []
-    for order_id in sorted(touched, key=lambda i: by_id[i].seq):
-        current = by_id[order_id]
-        if current.remaining == 0 and current.status == "open":
-            current.status = "filled"
-        if current.side != "buy" or not current.held:
-            continue
-        left = current.held - consumed.get(current.id, 0)
-        if current.id == order.id:
-            # The new order holds nothing yet: it holds what is left if it rests.
-            current.held = 0
-            if current.status == "open" and left:
-                swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
-            continue
-        if not current.hold_id or (order_id not in consumed and current.status == "open"):
-            continue  # untouched and still resting: its hold stays as it is
-        release = _release_transfer(current, "filled" if current.status == "filled" else (current.reason or "swapped for contracts"))
-        assert release is not None
-        swaps.append(release)
-        if current.status == "open":
-            swaps.append(_hold_transfer(current, left, currency, listing.vendor_id))
-    for current in by_id.values():
-        if current.id in touched:
-            current.updated_at = now
-            session.add(current)
-    if outcome.fills:
+    signer = await ledger.active_signer(session, now)
+    market = quota.Market(rules=rules, listing=listing, plan=plan, signer=signer, now=now, volumes={})
+    makers = await _makers(session, ledger, order, market.band, now)
+    market.volumes = await party_volumes(session, rules, {order.participant_id, listing.vendor_id, *(m.participant_id for m in makers)}, now)
+    market.rest(makers)
+    traded = quota.trade(market, order)
+    session.add_all([*traded.touched, *traded.contracts, *traded.trades])
+    if traded.trades:
         await surveillance.circuit_breaker(session, rules, book_row, now)
     # The ledger comes last: its lock serialises every money movement until commit, so the
     # less that runs after it, the more orders the exchange carries.
-    # Order matters: releases first (money back to available), then contract holds, then new holds.
-    releases = [t for t in swaps if t.phase is Phase.void]
-    new_holds = [t for t in swaps if t.phase is Phase.pending]
-    if releases or transfers or new_holds:
-        await post_one(session, ledger, JournalIn(transfers=[*releases, *transfers, *new_holds]), now)
+    if traded.journal:
+        await post_one(session, ledger, JournalIn(transfers=traded.journal), now)
 
 
 # ── cancelling, reading ──
