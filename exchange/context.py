@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -17,14 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth import Caller, authenticate, require
 from exchange.core import retry
 from exchange.core.canonical import canonical_bytes
-from exchange.core.errors import IdempotencyConflict, InvalidInput, TooManyRequests
+from exchange.core.errors import IdempotencyConflict, InvalidInput
 from exchange.db import Database, retrying
-from exchange.ratelimit import RateLimiter
+from exchange.ratelimit import RateLimiter, too_many
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
 from exchange.settings import Settings
 from exchange.settlement.ledger import Ledger
 from exchange.tables import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from exchange.orders.desk import OrderDesk
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -64,6 +67,11 @@ class Exchange:
         self.clock = clock
         self.transaction_attempts = retry.ATTEMPTS
         self.on_retry: Callable[[str], None] | None = None  # create_app counts retries for /metrics
+        self.desk: OrderDesk | None = None
+        if settings.order_batch_max:
+            from exchange.orders.desk import OrderDesk
+
+            self.desk = OrderDesk(self)
 
     @asynccontextmanager
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
@@ -74,10 +82,7 @@ class Exchange:
                 limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
                 wait = self.limiter.take(caller.id, limit, unit.now)
                 if wait is not None:
-                    raise TooManyRequests(
-                        f"More than {limit} requests a minute (trading.toml: api.requests_per_minute); try again in {wait} s.",
-                        retry_after=wait,
-                    )
+                    raise too_many(limit, wait)
             yield unit
 
     async def create(
@@ -99,7 +104,7 @@ class Exchange:
                 f"Idempotency-Key: 1 to {IDEMPOTENCY_KEY_MAX} characters",
                 errors=[{"field": "Idempotency-Key", "reason": "1 to 200 characters"}],
             )
-        fingerprint = await _fingerprint(request)
+        request_hash = await fingerprint(request)
 
         async def once() -> Response[Any]:
             async with self.unit(request, write=True) as unit:
@@ -107,25 +112,25 @@ class Exchange:
                 if idempotency_key is not None:
                     record = await unit.session.get(IdempotencyRecord, (caller.id, idempotency_key))
                     if record is not None:
-                        if record.request_hash != fingerprint:
+                        if record.request_hash != request_hash:
                             raise IdempotencyConflict(
                                 "This Idempotency-Key was used with a different request; use a new key."
                             )
-                        return _response(record.response, record.status_code, replayed=True)
+                        return idempotent_response(record.response, record.status_code, replayed=True)
                 result = msgspec.json.encode(await action(unit, caller))
                 if idempotency_key is not None:
                     unit.session.add(
                         IdempotencyRecord(
                             participant_id=caller.id,
                             key=idempotency_key,
-                            request_hash=fingerprint,
+                            request_hash=request_hash,
                             status_code=status_code,
                             response=kept(result) if kept is not None else result,
                             created_at=unit.now,
                         )
                     )
                     await unit.session.flush()
-                return _response(result, status_code, replayed=False)
+                return idempotent_response(result, status_code, replayed=False)
 
         for attempt in (1, 2):
             try:
@@ -154,12 +159,12 @@ class Exchange:
         await self.db.dispose()
 
 
-def _response(body: bytes, status_code: int, *, replayed: bool) -> Response[Any]:
+def idempotent_response(body: bytes, status_code: int, *, replayed: bool) -> Response[Any]:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
 
 
-async def _fingerprint(request: Request[Any, Any, Any]) -> str:
+async def fingerprint(request: Request[Any, Any, Any]) -> str:
     raw = await request.body()
     try:
         body = canonical_bytes(msgspec.json.decode(raw)) if raw else b""

@@ -6,6 +6,12 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from exchange.core.errors import TooManyRequests
+
+
+def too_many(limit: int, wait: int) -> TooManyRequests:
+    return TooManyRequests(f"More than {limit} requests a minute (trading.toml: api.requests_per_minute); try again in {wait} s.", retry_after=wait)
+
 
 class RateLimiter:
     def __init__(self, max_keys: int = 100_000) -> None:
@@ -25,3 +31,9 @@ class RateLimiter:
             self._buckets.clear()  # a flood of keys must not grow memory without bound
         self._buckets[key] = (tokens - 1.0, at)
         return None
+
+    def give_back(self, key: str) -> None:
+        """Undo one `take` whose request was not served after all (it will be taken again)."""
+        found = self._buckets.get(key)
+        if found is not None:
+            self._buckets[key] = (found[0] + 1.0, found[1])

@@ -126,19 +126,24 @@ class Traded:
     """Releases first (money back to available), then contract holds, then new holds."""
 
 
+def worst_case(market: Market, order: Order) -> int:
+    """The most a buy may spend: its limit (a market order: the band's top) times its quantity,
+    and the buyer's fee on that."""
+    worst_price = order.price if order.type == "limit" else market.band[1]
+    assert worst_price is not None
+    notional = worst_price * order.quantity
+    return notional + market.fees(notional, order.participant_id, market.listing.vendor_id)[0]
+
+
 def trade(market: Market, order: Order) -> Traded:
     """Match `order` (not yet in the book, `seq` set) and account for every fill. Raises the
     price band's refusal before anything changes."""
     now, rules, listing = market.now, market.rules, market.listing
     band = market.band
     if order.side == "buy":
-        worst_price = order.price if order.type == "limit" else band[1]
-        assert worst_price is not None
-        notional = worst_price * order.quantity
-        buyer_fee, _ = market.fees(notional, order.participant_id, listing.vendor_id)
         # The worst case is what the order may spend; the journal at the end holds it (or turns
         # it into escrow), so a buyer who cannot pay is refused there, all or nothing.
-        order.held = notional + buyer_fee
+        order.held = worst_case(market, order)
     try:
         outcome = market.book.submit(engine_order(order))
     except matching.OrderRejected as rejected:

@@ -9,10 +9,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from exchange.auth import Caller, require
-from exchange.context import Exchange, IdempotencyKey, Unit
+from exchange.context import IDEMPOTENCY_KEY_MAX, Exchange, IdempotencyKey, Unit, fingerprint
 from exchange.core.errors import RuleViolated
 from exchange.core.ids import id_pattern
 from exchange.orders import amendments, auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
+from exchange.orders.desk import Ticket
 from exchange.orders.schemas import (
     AcceptIn,
     AmendmentIn,
@@ -64,6 +65,14 @@ async def place_order(
     async def action(unit: Unit, caller: Caller) -> OrderOut:
         return await service.place(unit.session, exchange.ledger, await unit.rules(), caller, data, unit.now)
 
+    if exchange.desk is not None and (idempotency_key is None or 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
+        # Quota orders arriving together are placed together; the desk leaves the rest to us.
+        ticket = Ticket(request.headers.get("authorization"), idempotency_key, await fingerprint(request), data)
+        answer = await exchange.desk.place(ticket)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer is not None:
+            return answer
     try:
         return await exchange.create(request, idempotency_key, action, roles=("buyer", "vendor"))
     except RuleViolated as refused:

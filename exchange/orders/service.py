@@ -12,6 +12,7 @@ held, so a resting order can always pay for its fills."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,13 +50,15 @@ async def listed_plan(session: AsyncSession, listing_id: str, plan_id: str) -> t
     raise InvalidInput(f"plan_id: listing {listing_id} has no plan {plan_id!r}", errors=[{"field": "plan_id", "reason": "not a plan of this listing"}])
 
 
-async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, next_seq: bool = False) -> Book:
+async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, next_seq: bool = False, seqs: int = 0) -> Book:
     """The listing's book row, locked until the transaction ends (created on first use), in one
-    statement; with `next_seq` it also takes the next order sequence number."""
+    statement; with `next_seq` it also takes the next order sequence number (`seqs`: that many
+    numbers, the last of them in `seq`)."""
+    taken = seqs or (1 if next_seq else 0)
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Book).values(listing_id=listing_id, status="open", seq=1 if next_seq else 0, updated_at=now)
+    statement = insert(Book).values(listing_id=listing_id, status="open", seq=taken, updated_at=now)
     # Updating the row on conflict is what locks it (PostgreSQL); SQLite writers are serialised already.
-    bumped = {"seq": Book.seq + 1, "updated_at": statement.excluded.updated_at} if next_seq else {"seq": Book.seq}
+    bumped = {"seq": Book.seq + taken, "updated_at": statement.excluded.updated_at} if taken else {"seq": Book.seq}
     statement = statement.on_conflict_do_update(index_elements=["listing_id"], set_=bumped).returning(Book)
     return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
 
@@ -89,18 +92,25 @@ async def fees(session: AsyncSession, rules: ActiveRules, plan_kind: str, notion
     return trading.fee_for(rules.rulebook, plan_kind, notional, buyer_volume, vendor_volume)
 
 
-async def _check_rules(
-    session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime
-) -> trading.OrderFacts:
-    recent = (
-        await session.execute(sa.select(sa.func.count()).select_from(Order).where(Order.participant_id == caller.id, Order.created_at > now - timedelta(minutes=1)))
-    ).scalar_one()
-    facts = trading.OrderFacts(
+def order_facts(caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime, orders_last_minute: int) -> trading.OrderFacts:
+    return trading.OrderFacts(
         category=listing.category, grade=listing.grade, plan_kind=str(plan["kind"]), side=body.side,
         order_type=body.type if plan["kind"] == "quota" else None, price_fen=body.price, quantity=body.quantity,
         reference_price_fen=reference_price(plan), buyer_qualifications=frozenset(caller.qualifications), purpose=body.purpose,
-        at=now, expires_at=body.expires_at, orders_last_minute=int(recent),
+        at=now, expires_at=body.expires_at, orders_last_minute=orders_last_minute,
     )
+
+
+def recent_orders(since: datetime) -> sa.Select[tuple[str, int]]:
+    """Orders per participant since `since`, for the order rate rule."""
+    return sa.select(Order.participant_id, sa.func.count()).where(Order.created_at > since).group_by(Order.participant_id)
+
+
+async def _check_rules(
+    session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime
+) -> trading.OrderFacts:
+    recent = (await session.execute(recent_orders(now - timedelta(minutes=1)).where(Order.participant_id == caller.id))).first()
+    facts = order_facts(caller, listing, plan, body, now, int(recent[1]) if recent else 0)
     violations = trading.check_order(rules.rulebook, facts)
     if violations:
         refused = _refuse(violations, rules)
@@ -109,23 +119,46 @@ async def _check_rules(
     return facts
 
 
+def refusal(caller: Caller, listing: Listing, kind: str, book: Book, body: OrderIn) -> Exception | None:
+    """Why the order cannot go on this book at all, before any rule is asked."""
+    if book.status == "halted":
+        return BookHalted(f"Trading in listing {listing.id} is halted: {book.halted_reason}")
+    if body.side == "buy" and caller.id == listing.vendor_id:
+        return Forbidden("A vendor cannot buy its own listing.")
+    if body.side == "sell" and (kind != "quota" or caller.id != listing.vendor_id):
+        return Forbidden("Only the listing's vendor sells, and only units of a quota plan; other plans are sold by listing them.")
+    if body.side == "buy" and not caller.has("buyer"):
+        return Forbidden("Buying needs the buyer role.")
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        return InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
+    return None
+
+
+def new_order(rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, seq: int, now: datetime) -> Order:
+    kind = str(plan["kind"])
+    expires_at = body.expires_at
+    if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
+        # A resting order lives at most as long as the rules allow, whether or not it says so.
+        expires_at = now + timedelta(days=rules.rulebook.trading.quota.order_lifetime_days_max)
+    return Order(
+        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
+        participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
+        price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
+        purpose=body.purpose, use_case=body.use_case, status="open", seq=seq, rulebook_hash=rules.hash, violations=[],
+        expires_at=expires_at, created_at=now, updated_at=now,
+    )
+
+
 # ── placing ──
 
 
 async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, caller: Caller, body: OrderIn, now: datetime) -> OrderOut:
     listing, plan = await listed_plan(session, body.listing_id, body.plan_id)
     book = await lock_book(session, listing.id, now, next_seq=True)
-    if book.status == "halted":
-        raise BookHalted(f"Trading in listing {listing.id} is halted: {book.halted_reason}")
     kind = str(plan["kind"])
-    if body.side == "buy" and caller.id == listing.vendor_id:
-        raise Forbidden("A vendor cannot buy its own listing.")
-    if body.side == "sell" and (kind != "quota" or caller.id != listing.vendor_id):
-        raise Forbidden("Only the listing's vendor sells, and only units of a quota plan; other plans are sold by listing them.")
-    if body.side == "buy" and not caller.has("buyer"):
-        raise Forbidden("Buying needs the buyer role.")
-    if body.expires_at is not None and body.expires_at.tzinfo is None:
-        raise InvalidInput("expires_at: give a time zone", errors=[{"field": "expires_at", "reason": "time zone required"}])
+    refused_outright = refusal(caller, listing, kind, book, body)
+    if refused_outright is not None:
+        raise refused_outright
     facts = await _check_rules(session, rules, caller, listing, plan, body, now)
     if body.side == "buy" and kind in surveillance.LICENCE_KINDS:
         licences = 1 if kind == "subscription" else body.quantity
@@ -134,17 +167,7 @@ async def place(session: AsyncSession, ledger: Ledger, rules: ActiveRules, calle
             refused = _refuse([concentrated], rules)
             refused.facts = facts  # type: ignore[attr-defined]
             raise refused
-    expires_at = body.expires_at
-    if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
-        # A resting order lives at most as long as the rules allow, whether or not it says so.
-        expires_at = now + timedelta(days=rules.rulebook.trading.quota.order_lifetime_days_max)
-    order = Order(
-        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
-        participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
-        price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
-        purpose=body.purpose, use_case=body.use_case, status="open", seq=book.seq, rulebook_hash=rules.hash, violations=[],
-        expires_at=expires_at, created_at=now, updated_at=now,
-    )
+    order = new_order(rules, caller, listing, plan, body, book.seq, now)
     await shadow.judge(session, facts, [], order_id=order.id, participant_id=caller.id, listing_id=listing.id, now=now)
     if kind in DIRECT_KINDS:
         await _buy_direct(session, ledger, rules, listing, plan, order, now)
@@ -225,22 +248,31 @@ MAKERS_PAGE = 64
 
 
 async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tuple[int, int] | None, now: datetime) -> list[Order]:
-    """The resting orders on the other side that `taker` could reach, in price-time priority:
-    pages are read until they cover its quantity (not counting its owner's orders, which
-    self-trade prevention may skip) and one order beyond its limit is seen, so matching gives
-    exactly what the whole book would, without reading the whole book. Lapsed orders met on
-    the way leave the book and give their holds back."""
-    maker_side = "sell" if taker.side == "buy" else "buy"
+    """The resting orders on the other side that `taker` could reach, in price-time priority."""
     if taker.type == "limit":
         limit = taker.price
     elif band is not None:
         limit = band[1] if taker.side == "buy" else band[0]
     else:
         limit = None
+    maker_side = "sell" if taker.side == "buy" else "buy"
+    return await resting(session, ledger, taker.listing_id, taker.plan_id, maker_side, limit, taker.quantity, {taker.participant_id}, now)
+
+
+async def resting(
+    session: AsyncSession, ledger: Ledger, listing_id: str, plan_id: str, maker_side: str, limit: int | None, need: int,
+    owners: set[str], now: datetime,
+) -> list[Order]:
+    """Resting orders of one side of a book in price-time priority, as deep as takers of
+    quantity `need` and limit `limit` (None: any price) could reach: pages are read until they
+    cover `need` (not counting the takers' `owners`' orders, which self-trade prevention may
+    skip) and one order beyond the limit is seen, so matching gives exactly what the whole
+    book would, without reading the whole book. Lapsed orders met on the way leave the book
+    and give their holds back."""
     priority = (Order.price.asc() if maker_side == "sell" else Order.price.desc(), Order.seq.asc())  # type: ignore[union-attr]
     query = (
         sa.select(Order)
-        .where(Order.listing_id == taker.listing_id, Order.plan_id == taker.plan_id, Order.side == maker_side, Order.status == "open",
+        .where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.side == maker_side, Order.status == "open",
                Order.auction_id.is_(None))  # type: ignore[union-attr]
         .order_by(*priority)
     )
@@ -257,10 +289,10 @@ async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tup
         live = await _expire(session, ledger, page, now)
         found.extend(live)
         for maker in live:
-            if maker.participant_id != taker.participant_id:
+            if maker.participant_id not in owners:
                 covered += maker.remaining
         beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
-        if len(page) < MAKERS_PAGE or covered >= taker.quantity or beyond:
+        if len(page) < MAKERS_PAGE or covered >= need or beyond:
             return found
 
 
@@ -338,6 +370,11 @@ async def cancel(session: AsyncSession, ledger: Ledger, caller: Caller, order_id
 async def to_out(session: AsyncSession, order: Order) -> OrderOut:
     side_column = Trade.buy_order_id if order.side == "buy" else Trade.sell_order_id
     trades = list((await session.execute(sa.select(Trade).where(side_column == order.id).order_by(Trade.seq, Trade.id))).scalars())
+    return order_out(order, trades)
+
+
+def order_out(order: Order, trades: Sequence[Trade]) -> OrderOut:
+    """`order` as the API shows it, with its trades in the order they were made."""
     fills = [FillOut(price=t.price, quantity=t.quantity, contract_id=t.contract_id, at=t.at) for t in trades]
     return OrderOut(
         id=order.id, status=order.status, listing_id=order.listing_id, plan_id=order.plan_id, plan_kind=order.plan_kind,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,25 +46,54 @@ async def concentration_violation(session: AsyncSession, rules: ActiveRules, cat
     )
 
 
-async def circuit_breaker(session: AsyncSession, rules: ActiveRules, book: Book, now: datetime) -> str | None:
-    """Halt the book when its trades within the window moved the price too far; returns why."""
-    watch = rules.rulebook.trading.surveillance
-    since = now - timedelta(minutes=watch.circuit_breaker_minutes)
-    window = (Trade.listing_id == book.listing_id, Trade.at >= since)
+class PriceWindow(msgspec.Struct, kw_only=True):
+    """A book's trades within the circuit breaker's window: the first price, the range, how many."""
+
+    first: int | None = None
+    low: int = 0
+    high: int = 0
+    count: int = 0
+
+    def add(self, price: int) -> None:
+        if self.first is None:
+            self.first, self.low, self.high = price, price, price
+        self.low, self.high, self.count = min(self.low, price), max(self.high, price), self.count + 1
+
+
+async def price_window(session: AsyncSession, rules: ActiveRules, listing_id: str, now: datetime) -> PriceWindow:
+    since = now - timedelta(minutes=rules.rulebook.trading.surveillance.circuit_breaker_minutes)
+    window = (Trade.listing_id == listing_id, Trade.at >= since)
     first = (await session.execute(sa.select(Trade.price).where(*window).order_by(Trade.seq, Trade.id).limit(1))).scalar_one_or_none()  # type: ignore[arg-type]
     if first is None:
-        return None
+        return PriceWindow()
     low, high, count = (await session.execute(sa.select(sa.func.min(Trade.price), sa.func.max(Trade.price), sa.func.count()).where(*window))).one()  # type: ignore[arg-type]
-    if count < 2:
+    return PriceWindow(first=int(first), low=int(low), high=int(high), count=int(count))
+
+
+def breaker_reason(rules: ActiveRules, window: PriceWindow) -> str | None:
+    """Why the book must halt, when its trades within the window moved the price too far."""
+    watch = rules.rulebook.trading.surveillance
+    first = window.first
+    if first is None or window.count < 2:
         return None
-    worst = high if high - first >= first - low else low
+    worst = window.high if window.high - first >= first - window.low else window.low
     move = abs(worst - first) * 10_000 // first
     if move < watch.circuit_breaker_bps:
         return None
-    reason = (f"trading.surveillance.circuit_breaker_bps: the price moved {move} bps ({first} → {worst} fen) within "
-              f"{watch.circuit_breaker_minutes} minutes; the limit is {watch.circuit_breaker_bps}")
+    return (f"trading.surveillance.circuit_breaker_bps: the price moved {move} bps ({first} → {worst} fen) within "
+            f"{watch.circuit_breaker_minutes} minutes; the limit is {watch.circuit_breaker_bps}")
+
+
+def halt(book: Book, reason: str, now: datetime) -> None:
     book.status, book.halted_reason, book.updated_at = "halted", reason, now
-    session.add(book)
+
+
+async def circuit_breaker(session: AsyncSession, rules: ActiveRules, book: Book, now: datetime) -> str | None:
+    """Halt the book when its trades within the window moved the price too far; returns why."""
+    reason = breaker_reason(rules, await price_window(session, rules, book.listing_id, now))
+    if reason is not None:
+        halt(book, reason, now)
+        session.add(book)
     return reason
 
 

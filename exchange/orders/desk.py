@@ -1,0 +1,274 @@
+"""The order desk: quota orders that arrive together are placed in one transaction (group commit).
+
+One order alone costs a transaction of some twenty statements, and every order takes the ledger's
+lock, so orders queue behind each other's commits. The desk takes every quota order waiting in
+this process, and places them in arrival order in one transaction: each book locked once, its
+reachable resting orders read once, the parties' volumes and balances read once, the rows
+written together and the journals posted as one batch under one ledger lock. Each order trades
+exactly as it would alone, through the same code (`quota.trade`).
+
+Anything the batch does not handle goes the single-order way after the batch commits, where it
+gets the same answer it always got: a refusal of any kind (rules, funds, roles, a halted book,
+a replayed Idempotency-Key with another body), other plan kinds, a running shadow rule set. If
+the batch itself fails, every order in it goes that way too: the desk can make an order slower,
+never different."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+import structlog
+from litestar import Response
+
+from exchange.auth import Caller, active_callers
+from exchange.context import Exchange
+from exchange.context import idempotent_response as _response
+from exchange.core.errors import RuleViolated, TooManyRequests
+from exchange.orders import quota, service, surveillance
+from exchange.orders.schemas import OrderIn
+from exchange.ratelimit import too_many
+from exchange.rulebook import shadow, store, trading
+from exchange.settlement import posting
+from exchange.settlement.service import JournalIn, Posted, post_journals
+from exchange.tables import Account, Book, IdempotencyRecord, Listing, Order
+
+log = structlog.get_logger()
+
+ALONE = None
+"""What the desk answers for an order it leaves to the single-order path."""
+
+
+@dataclass
+class Ticket:
+    """One order waiting at the desk: the request as the single-order path would read it."""
+
+    authorization: str | None
+    idempotency_key: str | None
+    fingerprint: str
+    body: OrderIn
+    answer: asyncio.Future[Response[Any] | Exception | None] = field(init=False)
+
+
+@dataclass
+class _Placing:
+    ticket: Ticket
+    caller: Caller
+    listing: Listing
+    plan: dict[str, Any]
+
+
+class OrderDesk:
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.batch_max = exchange.settings.order_batch_max
+        self._waiting: list[Ticket] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def place(self, ticket: Ticket) -> Response[Any] | Exception | None:
+        """The order's response, the error to raise, or `ALONE`: place it the single-order way."""
+        ticket.answer = asyncio.get_running_loop().create_future()
+        self._waiting.append(ticket)
+        if self._running is None:
+            self._running = asyncio.create_task(self._drain())
+        return await ticket.answer
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.batch_max], self._waiting[self.batch_max :]
+                answers = await self._settle(batch)
+                for ticket, answer in zip(batch, answers, strict=True):
+                    if not ticket.answer.done():  # its client may have gone
+                        ticket.answer.set_result(answer)
+        finally:
+            self._running = None
+
+    async def _settle(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
+        try:
+            return await self.exchange.retrying(lambda: self._once(batch))
+        except Exception:
+            log.exception("orders.batch_failed", orders=len(batch))
+            return [ALONE] * len(batch)
+
+    async def _once(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
+        taken: list[str] = []  # requests counted against their callers' rate limits
+        try:
+            return await self._attempt(batch, taken)
+        except BaseException:
+            for caller_id in taken:  # they will be counted again, wherever they are served
+                self.exchange.limiter.give_back(caller_id)
+            raise
+
+    async def _attempt(self, batch: list[Ticket], taken: list[str]) -> list[Response[Any] | Exception | None]:
+        exchange = self.exchange
+        now = exchange.clock()
+        answers: list[Response[Any] | Exception | None] = [ALONE] * len(batch)
+        async with exchange.db.write() as session:
+            callers = await active_callers(session, {t.authorization for t in batch if t.authorization is not None})
+            rules = await store.active(session, exchange.rule_cache, now)
+            if await shadow.current(session) is not None:
+                return answers  # a shadow set judges every order: the single-order path records it
+
+            keyed = [(callers[t.authorization].id, t.idempotency_key) for t in batch
+                     if t.authorization in callers and t.idempotency_key is not None]
+            records = {
+                (r.participant_id, r.key): r
+                for r in (await session.execute(
+                    sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(keyed))
+                )).scalars()
+            } if keyed else {}
+            listing_ids = sorted({t.body.listing_id for t in batch})
+            listings = {row.id: row for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(listing_ids)))).scalars()}  # type: ignore[attr-defined]
+
+            placing: list[tuple[int, _Placing]] = []
+            keys_seen: set[tuple[str, str]] = set()
+            for position, ticket in enumerate(batch):
+                caller = callers.get(ticket.authorization) if ticket.authorization is not None else None
+                listing = listings.get(ticket.body.listing_id)
+                if caller is None or not caller.has("buyer", "vendor") or listing is None or listing.status != "listed":
+                    continue
+                if ticket.idempotency_key is not None:
+                    key = (caller.id, ticket.idempotency_key)
+                    record = records.get(key)
+                    if record is not None:
+                        if record.request_hash == ticket.fingerprint:
+                            answers[position] = self._limited(rules, caller, now, taken) or _response(record.response, record.status_code, replayed=True)
+                        continue
+                    if key in keys_seen:
+                        continue  # after this batch commits, it is a replay of the first
+                    keys_seen.add(key)
+                plan = next((p for p in listing.content.get("plans", []) if p.get("id") == ticket.body.plan_id), None)
+                if plan is None or plan.get("kind") != "quota":
+                    continue
+                placing.append((position, _Placing(ticket, caller, listing, plan)))
+            if not placing:
+                return answers
+
+            per_book: dict[str, int] = defaultdict(int)
+            for _, p in placing:
+                per_book[p.listing.id] += 1
+            books: dict[str, Book] = {}
+            next_seq: dict[str, int] = {}
+            for listing_id in sorted(per_book):  # one order of locks everywhere: no deadlock between batches
+                books[listing_id] = await service.lock_book(session, listing_id, now, seqs=per_book[listing_id])
+                next_seq[listing_id] = books[listing_id].seq - per_book[listing_id] + 1
+
+            participants = sorted({p.caller.id for _, p in placing})
+            recent = dict((await session.execute(
+                service.recent_orders(now - timedelta(minutes=1)).where(Order.participant_id.in_(participants))  # type: ignore[attr-defined]
+            )).tuples().all())
+            accounts = {
+                account_id: int(balance)
+                for account_id, balance in (await session.execute(
+                    sa.select(Account.id, Account.balance).where(Account.id.in_(sorted({
+                        posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
+                    })))  # type: ignore[attr-defined]
+                )).tuples().all()
+            }
+            signer = await exchange.ledger.active_signer(session, now)
+            markets = await self._markets(session, rules, placing, signer, now)
+            windows = {
+                listing_id: await surveillance.price_window(session, rules, listing_id, now) for listing_id in sorted(per_book)
+            }
+
+            journals: list[JournalIn] = []
+            for position, p in placing:
+                body, caller, listing = p.ticket.body, p.caller, p.listing
+                book = books[listing.id]
+                seq = next_seq[listing.id]
+                next_seq[listing.id] += 1
+                if service.refusal(caller, listing, "quota", book, body) is not None:
+                    continue
+                facts = service.order_facts(caller, listing, p.plan, body, now, int(recent.get(caller.id, 0)))
+                if trading.check_order(rules.rulebook, facts):
+                    continue
+                market = markets[(listing.id, body.plan_id)]
+                order = service.new_order(rules, caller, listing, p.plan, body, seq, now)
+                account = posting.available(caller.id, market.currency)
+                worst = quota.worst_case(market, order) if body.side == "buy" else 0
+                if worst > accounts.get(account, 0):
+                    continue  # the single-order path refuses it, naming the shortfall
+                limited = self._limited(rules, caller, now, taken)
+                if limited is not None:
+                    answers[position] = limited
+                    continue
+                try:
+                    traded = quota.trade(market, order)
+                except RuleViolated:
+                    exchange.limiter.give_back(caller.id)
+                    taken.remove(caller.id)
+                    continue  # outside the band: refused (and recorded) the single-order way
+                accounts[account] = accounts.get(account, 0) - worst  # never more than it holds, so never short
+                recent[caller.id] = recent.get(caller.id, 0) + 1
+                session.add_all([*traded.touched, *traded.contracts, *traded.trades])
+                if traded.journal:
+                    journals.append(JournalIn(transfers=traded.journal))
+                if traded.trades:
+                    window = windows[listing.id]
+                    for made in traded.trades:
+                        window.add(made.price)
+                    reason = surveillance.breaker_reason(rules, window)
+                    if reason is not None:
+                        surveillance.halt(book, reason, now)
+                        session.add(book)
+                result = msgspec.json.encode(service.order_out(order, traded.trades))
+                if p.ticket.idempotency_key is not None:
+                    session.add(IdempotencyRecord(participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
+                                                  status_code=201, response=result, created_at=now))
+                answers[position] = _response(result, 201, replayed=False)
+            if journals:
+                for posted in await post_journals(session, exchange.ledger, journals, now):
+                    if not isinstance(posted, Posted):
+                        raise posted  # a balance moved under the batch: every order goes alone
+            await session.flush()
+        return answers
+
+    def _limited(self, rules: store.ActiveRules, caller: Caller, now: datetime, taken: list[str]) -> TooManyRequests | None:
+        """Count the request against its caller's rate limit, as the single-order path would."""
+        limit = rules.rulebook.trading.api.requests_per_minute
+        wait = self.exchange.limiter.take(caller.id, limit, now)
+        if wait is not None:
+            return too_many(limit, wait)
+        taken.append(caller.id)
+        return None
+
+    async def _markets(
+        self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime
+    ) -> dict[tuple[str, str], quota.Market]:
+        """Each book the batch trades on, with every resting order its orders could reach."""
+        by_book: dict[tuple[str, str], list[_Placing]] = defaultdict(list)
+        for _, p in placing:
+            by_book[(p.listing.id, p.ticket.body.plan_id)].append(p)
+        markets: dict[tuple[str, str], quota.Market] = {}
+        makers: list[Order] = []
+        for (listing_id, plan_id), orders in sorted(by_book.items()):
+            market = quota.Market(rules=rules, listing=orders[0].listing, plan=orders[0].plan, signer=signer, now=now, volumes={})
+            resting: list[Order] = []
+            for taker_side, maker_side in (("buy", "sell"), ("sell", "buy")):
+                takers = [p for p in orders if p.ticket.body.side == taker_side]
+                if not takers:
+                    continue
+                limits = [p.ticket.body.price if p.ticket.body.type == "limit" else None for p in takers]
+                if any(limit is None for limit in limits):
+                    limit = market.band[1] if taker_side == "buy" else market.band[0]
+                else:
+                    limit = max(limits) if taker_side == "buy" else min(limits)  # type: ignore[type-var]
+                need = sum(p.ticket.body.quantity for p in takers)
+                owners = {p.caller.id for p in takers}
+                resting += await service.resting(session, self.exchange.ledger, listing_id, plan_id, maker_side, limit, need, owners, now)
+            market.rest(resting)
+            makers += resting
+            markets[(listing_id, plan_id)] = market
+        parties = {p.caller.id for _, p in placing} | {p.listing.vendor_id for _, p in placing} | {m.participant_id for m in makers}
+        volumes = await service.party_volumes(session, rules, parties, now)
+        for market in markets.values():
+            market.volumes = volumes  # one dict: a contract on one book moves its parties' tiers on every book
+        return markets
+
+
