@@ -232,6 +232,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     exchange = Exchange(settings, clock)
     metrics = Metrics()
     exchange.on_retry = metrics.retried
+    if exchange.desk is not None:
+        exchange.desk.on_batch = metrics.batched
 
     @get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response[bytes]:

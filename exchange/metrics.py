@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from exchange.settlement.ledger import millis
 from exchange.tables import Order, Trade
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -29,6 +30,16 @@ class Metrics:
         self.head_age = Gauge("exchange_ledger_head_age_seconds", "Age of the latest signed tree head", registry=self.registry)
         self.retries = Counter("exchange_db_transaction_retries", "Write transactions run again after a deadlock or serialisation failure",
                                ["sqlstate"], registry=self.registry)
+        self.batches = Histogram("exchange_order_batch_orders", "Quota orders placed together in one transaction by the order desk",
+                                 buckets=BATCH_BUCKETS, registry=self.registry)
+        self.batches_failed = Counter("exchange_order_batches_failed", "Order desk batches that failed, their orders then placed one at a time",
+                                      registry=self.registry)
+
+    def batched(self, placed: int, failed: bool) -> None:
+        if failed:
+            self.batches_failed.inc()
+        else:
+            self.batches.observe(placed)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +70,7 @@ class OrderDesk:
         self.batch_max = exchange.settings.order_batch_max
         self._waiting: list[Ticket] = []
         self._running: asyncio.Task[None] | None = None
+        self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
 
     async def place(self, ticket: Ticket) -> Response[Any] | Exception | None:
         """The order's response, the error to raise, or `ALONE`: place it the single-order way."""
@@ -91,10 +93,15 @@ class OrderDesk:
 
     async def _settle(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
         try:
-            return await self.exchange.retrying(lambda: self._once(batch))
+            answers = await self.exchange.retrying(lambda: self._once(batch))
         except Exception:
             log.exception("orders.batch_failed", orders=len(batch))
+            if self.on_batch is not None:
+                self.on_batch(0, True)
             return [ALONE] * len(batch)
+        if self.on_batch is not None:
+            self.on_batch(sum(1 for a in answers if a is not ALONE), False)
+        return answers
 
     async def _once(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
         taken: list[str] = []  # requests counted against their callers' rate limits
@@ -162,14 +169,14 @@ class OrderDesk:
             participants = sorted({p.caller.id for _, p in placing})
             recent = dict((await session.execute(
                 service.recent_orders(now - timedelta(minutes=1)).where(Order.participant_id.in_(participants))  # type: ignore[attr-defined]
-            )).tuples().all())
+            )).all())
             accounts = {
                 account_id: int(balance)
                 for account_id, balance in (await session.execute(
                     sa.select(Account.id, Account.balance).where(Account.id.in_(sorted({
                         posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
                     })))  # type: ignore[attr-defined]
-                )).tuples().all()
+                )).all()
             }
             signer = await exchange.ledger.active_signer(session, now)
             markets = await self._markets(session, rules, placing, signer, now)

@@ -1,0 +1,178 @@
+"""The order desk places quota orders that arrive together in one transaction: each must trade,
+refuse and replay exactly as it would alone. The pure matching core, fed the same orders in the
+order the desk placed them (their ids are monotonic within the process), is the reference."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+
+from exchange.app import create_app
+from exchange.orders import desk, matching
+from exchange.settings import shipped_rules_dir
+from tests.conftest import MovableClock
+from tests.harness import Api
+from tests.orders.conftest import Market, money
+
+
+class Served:
+    """A second app on the test's database, served on a real socket in the test's own event
+    loop, so that requests sent together reach its desk together (the test client runs one
+    request at a time)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def order(self, key: str, listing: dict[str, Any], idempotency_key: str | None = None, **body: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}", **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
+        full = {"listing_id": listing["id"], "plan_id": listing["plans"][0]["id"], **body}
+        return await self.client.post("/v1/orders", json=full, headers=headers)
+
+
+@pytest.fixture
+async def served(api: Api, clock: MovableClock) -> AsyncIterator[Served]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    # Its head signer sleeps through the test: the test client blocks this loop while it runs a
+    # request, and on SQLite a write this loop had begun would then lock that request out.
+    settings = msgspec.structs.replace(api.settings, ledger_head_interval_ms=3_600_000)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=60) as client:
+            yield Served(client)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def batch_metrics(served: Served) -> dict[str, float]:
+    text = (await served.client.get("/metrics")).text
+    found = {}
+    for name in ("exchange_order_batch_orders_count", "exchange_order_batch_orders_sum", "exchange_order_batches_failed_total"):
+        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        found[name] = float(match.group(1)) if match else 0.0
+    match = re.search(r'^exchange_order_batch_orders_bucket\{le="1.0"\} (\S+)$', text, re.MULTILINE)
+    found["alone"] = float(match.group(1)) if match else 0.0
+    return found
+
+
+async def quota_listing(market: Market) -> dict[str, Any]:
+    return await market.listing({"kind": "quota", "unit": "10,000 API calls", "reference_price": money(10_000)})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: Market, api: Api, served: Served, seed: int) -> None:
+    listing = await quota_listing(market)
+    buyers = [(await market.buyer(10**10))[1] for _ in range(4)]
+    reference = matching.Book(band=(8_000, 12_000), self_trade="cancel_taker")
+    rng = random.Random(seed)
+    seq = 0
+    for _ in range(8):
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(rng.randint(3, 12)):
+            sell = rng.random() < 0.45
+            tif = rng.choice(["gtc", "gtc", "ioc", "fok"])
+            order_type = "market" if tif != "gtc" and rng.random() < 0.2 else "limit"
+            body: dict[str, Any] = {"side": "sell" if sell else "buy", "quantity": rng.randint(1, 9), "time_in_force": tif, "type": order_type}
+            if order_type == "limit":
+                body["price"] = rng.randrange(9_800, 10_300, 50)
+            bodies.append((market.vendor if sell else rng.choice(buyers), body))
+        responses = await asyncio.gather(*(served.order(key, listing, **body) for key, body in bodies))
+        assert [r.status_code for r in responses] == [201] * len(bodies), [r.text for r in responses if r.status_code != 201]
+        for placed, body in sorted(((r.json(), b) for r, (_, b) in zip(responses, bodies, strict=True)), key=lambda pair: pair[0]["id"]):
+            seq += 1
+            outcome = reference.submit(matching.Order(
+                id=placed["id"], owner=placed["participant_id"], side=matching.Side(body["side"]), type=matching.OrderType(body["type"]),
+                price=body.get("price"), quantity=body["quantity"], time_in_force=matching.TimeInForce(body["time_in_force"]), seq=seq,
+            ))
+            assert [(f["price"], f["quantity"]) for f in placed["fills"]] == [(f.price, f.quantity) for f in outcome.fills], (placed, body)
+            assert placed["status"] == ("open" if outcome.rested else "filled" if outcome.remaining == 0 else "cancelled"), (placed, body)
+            assert placed["remaining"] == outcome.remaining
+
+    book = (await api.request("GET", f"/v1/listings/{listing['id']}/book", params={"levels": 50})).json()
+    depth = reference.depth(50)
+    assert [(l["price"], l["quantity"], l["orders"]) for l in book["asks"]] == [tuple(level) for level in depth["asks"]]
+    assert [(l["price"], l["quantity"], l["orders"]) for l in book["bids"]] == [tuple(level) for level in depth["bids"]]
+    await market.verify_ledger()
+    await market.fees_balance()  # every balance sums to zero
+    counts = await batch_metrics(served)
+    assert counts["exchange_order_batch_orders_count"] > counts["alone"]  # some batches held more than one order
+    assert counts["exchange_order_batches_failed_total"] == 0
+
+
+async def test_a_refused_order_in_a_batch_is_refused_alone_and_the_others_trade(market: Market, api: Api, served: Served) -> None:
+    listing = await quota_listing(market)
+    _, rich = await market.buyer(10**9)
+    _, poor = await market.buyer(5_000)
+    assert (await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=50, time_in_force="gtc")).status_code == 201
+    calls = [
+        served.order(rich, listing, side="buy", type="limit", price=10_000, quantity=2, time_in_force="ioc"),
+        served.order(poor, listing, side="buy", type="limit", price=10_000, quantity=2, time_in_force="ioc"),  # cannot pay
+        served.order(rich, listing, side="buy", type="limit", price=50_000, quantity=1, time_in_force="ioc"),  # outside the band
+        served.order(rich, listing, side="sell", type="limit", price=10_000, quantity=1, time_in_force="ioc"),  # a buyer does not sell
+        served.order(rich, listing, side="buy", type="limit", price=10_000, quantity=3, time_in_force="gtc"),
+    ]
+    responses = await asyncio.gather(*calls)
+    assert [r.status_code for r in responses] == [201, 422, 422, 403, 201], [r.text for r in responses]
+    assert responses[1].json()["code"] == "insufficient_funds"
+    assert "trading.quota.price_band" in responses[2].json()["detail"]
+    assert [f["quantity"] for f in responses[0].json()["fills"]] == [2] and responses[4].json()["status"] == "filled"
+    rejected = (await api.request("GET", "/v1/orders", rich, params={"status": "rejected"})).json()["items"]
+    assert [o["price"] for o in rejected] == [50_000]  # the refusal is kept with its rules, as for an order alone
+    assert (await market.balances(poor)) == {"available": 5_000, "escrow": 0}
+    assert (await batch_metrics(served))["exchange_order_batches_failed_total"] == 0  # refused alone, not by failing the batch
+    await market.verify_ledger()
+
+
+async def test_one_idempotency_key_in_one_batch_places_one_order(market: Market, api: Api, served: Served) -> None:
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    body = {"listing_id": listing["id"], "plan_id": listing["plans"][0]["id"], "side": "buy", "type": "limit", "price": 9_900,
+            "quantity": 2, "time_in_force": "gtc"}
+    same = [served.client.post("/v1/orders", json=body, headers={"Authorization": f"Bearer {buyer}", "Idempotency-Key": "k-1"}) for _ in range(4)]
+    other = served.client.post("/v1/orders", json={**body, "quantity": 3}, headers={"Authorization": f"Bearer {buyer}", "Idempotency-Key": "k-1"})
+    responses = await asyncio.gather(*same, other)
+    firsts = [r for r in responses[:4] if r.headers.get("Idempotent-Replayed") != "true"]
+    assert [r.status_code for r in responses[:4]] == [201] * 4 and len(firsts) == 1
+    assert {r.json()["id"] for r in responses[:4]} == {firsts[0].json()["id"]}
+    assert all(r.content == firsts[0].content for r in responses[:4])
+    assert responses[4].status_code == 409 and responses[4].json()["code"] == "idempotency_key_reused"
+    assert len((await api.request("GET", "/v1/orders", buyer, params={"status": "open"})).json()["items"]) == 1
+
+
+async def test_a_batch_that_fails_leaves_every_order_to_be_placed_alone(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("the ledger is unreachable")
+
+    monkeypatch.setattr(desk, "post_journals", broken)
+    calls = [served.order(buyer, listing, side="buy", type="limit", price=9_500 + 10 * n, quantity=1, time_in_force="gtc") for n in range(6)]
+    responses = await asyncio.gather(*calls)
+    assert [r.status_code for r in responses] == [201] * 6
+    assert len({r.json()["id"] for r in responses}) == 6
+    assert (await batch_metrics(served))["exchange_order_batches_failed_total"] >= 1
+    await market.verify_ledger()
+
+
+async def test_the_desk_counts_orders_against_the_request_rate(market: Market, api: Api, served: Served) -> None:
+    trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("requests_per_minute = 1200", "requests_per_minute = 3")
+    assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "tight"})).status_code == 200
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    calls = [served.order(buyer, listing, side="buy", type="limit", price=9_500, quantity=1, time_in_force="gtc") for _ in range(5)]
+    statuses = sorted(r.status_code for r in await asyncio.gather(*calls))
+    assert statuses == [201, 201, 201, 429, 429]
