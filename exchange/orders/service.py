@@ -245,6 +245,7 @@ async def _form_direct_contract(
 
 
 MAKERS_PAGE = 64
+MAKERS_FIRST_PAGE = 8
 
 
 async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tuple[int, int] | None, now: datetime) -> list[Order]:
@@ -279,8 +280,11 @@ async def resting(
     found: list[Order] = []
     covered = 0
     page_query = query
+    size = MAKERS_FIRST_PAGE
     while True:
-        page = list((await session.execute(page_query.limit(MAKERS_PAGE))).scalars())
+        # Pages grow: most takers reach a few orders, and every row read costs the same.
+        size, asked = min(size * 2, MAKERS_PAGE), min(size, MAKERS_PAGE)
+        page = list((await session.execute(page_query.limit(asked))).scalars())
         if page:
             # Keyset, not offset: expiring orders of this page changes what an offset counts.
             last = page[-1]
@@ -292,7 +296,7 @@ async def resting(
             if maker.participant_id not in owners:
                 covered += maker.remaining
         beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
-        if len(page) < MAKERS_PAGE or covered >= need or beyond:
+        if len(page) < asked or covered >= need or beyond:
             return found
 
 
