@@ -37,10 +37,12 @@ from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, Book, IdempotencyRecord, Listing, Order
+from exchange.tables import Account, IdempotencyRecord, Listing, Order
 
 log = structlog.get_logger()
 
+LINGER_S = 0.001
+LINGER_STEPS = 10
 ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
 
@@ -83,6 +85,7 @@ class OrderDesk:
     async def _drain(self) -> None:
         try:
             while self._waiting:
+                await self._linger()
                 batch, self._waiting = self._waiting[: self.batch_max], self._waiting[self.batch_max :]
                 answers = await self._settle(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
@@ -90,6 +93,18 @@ class OrderDesk:
                         ticket.answer.set_result(answer)
         finally:
             self._running = None
+
+    async def _linger(self) -> None:
+        """Let orders already on their way join the batch: wait while the queue still grows, a
+        millisecond at a time. Without it, the first order to arrive after a batch goes alone,
+        and everyone behind it waits for that batch of one."""
+        for _ in range(LINGER_STEPS):
+            seen = len(self._waiting)
+            if seen >= self.batch_max:
+                return
+            await asyncio.sleep(LINGER_S)
+            if len(self._waiting) == seen:
+                return
 
     async def _settle(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
         try:
@@ -160,11 +175,8 @@ class OrderDesk:
             per_book: dict[str, int] = defaultdict(int)
             for _, p in placing:
                 per_book[p.listing.id] += 1
-            books: dict[str, Book] = {}
-            next_seq: dict[str, int] = {}
-            for listing_id in sorted(per_book):  # one order of locks everywhere: no deadlock between batches
-                books[listing_id] = await service.lock_book(session, listing_id, now, seqs=per_book[listing_id])
-                next_seq[listing_id] = books[listing_id].seq - per_book[listing_id] + 1
+            books = await service.lock_books(session, per_book, now)
+            next_seq = {listing_id: books[listing_id].seq - count + 1 for listing_id, count in per_book.items()}
 
             participants = sorted({p.caller.id for _, p in placing})
             recent = dict((await session.execute(
@@ -180,9 +192,7 @@ class OrderDesk:
             }
             signer = await exchange.ledger.active_signer(session, now)
             markets = await self._markets(session, rules, placing, signer, now)
-            windows = {
-                listing_id: await surveillance.price_window(session, rules, listing_id, now) for listing_id in sorted(per_book)
-            }
+            windows = await surveillance.price_windows(session, rules, sorted(per_book), now)
 
             journals: list[JournalIn] = []
             for position, p in placing:

@@ -70,6 +70,30 @@ async def price_window(session: AsyncSession, rules: ActiveRules, listing_id: st
     return PriceWindow(first=int(first), low=int(low), high=int(high), count=int(count))
 
 
+async def price_windows(session: AsyncSession, rules: ActiveRules, listing_ids: list[str], now: datetime) -> dict[str, PriceWindow]:
+    """`price_window` of many books in three statements."""
+    since = now - timedelta(minutes=rules.rulebook.trading.surveillance.circuit_breaker_minutes)
+    window = (Trade.listing_id.in_(listing_ids), Trade.at >= since)  # type: ignore[attr-defined]
+    windows = {listing_id: PriceWindow() for listing_id in listing_ids}
+    ranges = (await session.execute(
+        sa.select(Trade.listing_id, sa.func.min(Trade.price), sa.func.max(Trade.price), sa.func.count(), sa.func.min(Trade.seq))
+        .where(*window).group_by(Trade.listing_id)  # type: ignore[arg-type]
+    )).all()
+    if not ranges:
+        return windows
+    firsts = (await session.execute(
+        sa.select(Trade.listing_id, Trade.price, Trade.id)
+        .where(*window, sa.tuple_(Trade.listing_id, Trade.seq).in_([(listing_id, first_seq) for listing_id, *_, first_seq in ranges]))  # type: ignore[arg-type]
+    )).all()
+    first_price: dict[str, tuple[str, int]] = {}
+    for listing_id, price, trade_id in firsts:
+        if listing_id not in first_price or trade_id < first_price[listing_id][0]:
+            first_price[listing_id] = (trade_id, int(price))
+    for listing_id, low, high, count, _ in ranges:
+        windows[listing_id] = PriceWindow(first=first_price[listing_id][1], low=int(low), high=int(high), count=int(count))
+    return windows
+
+
 def breaker_reason(rules: ActiveRules, window: PriceWindow) -> str | None:
     """Why the book must halt, when its trades within the window moved the price too far."""
     watch = rules.rulebook.trading.surveillance

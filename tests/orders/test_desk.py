@@ -17,7 +17,10 @@ import pytest
 import uvicorn
 
 from exchange.app import create_app
-from exchange.orders import desk, matching
+from exchange.db import Database
+from exchange.orders import desk, matching, surveillance
+from exchange.rulebook import store
+from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
 from tests.conftest import MovableClock
 from tests.harness import Api
@@ -73,7 +76,7 @@ async def quota_listing(market: Market) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: Market, api: Api, served: Served, seed: int) -> None:
+async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: Market, api: Api, served: Served, clock: MovableClock, seed: int) -> None:
     listing = await quota_listing(market)
     buyers = [(await market.buyer(10**10))[1] for _ in range(4)]
     reference = matching.Book(band=(8_000, 12_000), self_trade="cancel_taker")
@@ -107,6 +110,15 @@ async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: M
     assert [(l["price"], l["quantity"], l["orders"]) for l in book["bids"]] == [tuple(level) for level in depth["bids"]]
     await market.verify_ledger()
     await market.fees_balance()  # every balance sums to zero
+    db = Database(api.settings)
+    try:
+        async with db.read() as session:  # the batch's circuit breaker reads every book's window at once, alike
+            rules = await store.active(session, RulebookCache(), clock.now)
+            alone = await surveillance.price_window(session, rules, listing["id"], clock.now)
+            assert alone.count > 1 and await surveillance.price_windows(session, rules, [listing["id"], "lst_none"], clock.now) == {
+                listing["id"]: alone, "lst_none": surveillance.PriceWindow()}
+    finally:
+        await db.dispose()
     counts = await batch_metrics(served)
     assert counts["exchange_order_batch_orders_count"] > counts["alone"]  # some batches held more than one order
     assert counts["exchange_order_batches_failed_total"] == 0
