@@ -7,7 +7,7 @@ catalogue's hot tables so they can be distributed by listing later (see ARCHITEC
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -657,3 +657,29 @@ class MonthlyVolume(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+Row = TypeVar("Row", bound=SQLModel)
+_DEFAULTS: dict[type, list[tuple[str, Any, Any]]] = {}
+
+
+def new_row(model: type[Row], **values: Any) -> Row:
+    """A new row of `model`, as `model(**values)` builds it, without SQLModel's per-field work
+    (a quarter of a millisecond a row, most of an order's time on the order desk): the caller's
+    values are already the right types. Unset fields take their defaults; the session inserts
+    the row as usual."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = [
+            (name, field.default, field.default_factory) for name, field in model.model_fields.items() if not field.is_required()
+        ]
+    row = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    state = row.__dict__
+    for name, default, factory in defaults:
+        if name not in values:
+            state[name] = factory() if factory is not None else default
+    state.update(values)
+    object.__setattr__(row, "__pydantic_fields_set__", set(values))
+    object.__setattr__(row, "__pydantic_extra__", None)
+    object.__setattr__(row, "__pydantic_private__", None)
+    return row

@@ -27,7 +27,7 @@ from exchange.settlement.ledger import Ledger, millis
 from exchange.settlement.posting import Phase, References, Transfer, TransferKind
 from exchange.settlement.service import JournalIn, post_one
 from exchange.settlement.signing import Signer
-from exchange.tables import Contract
+from exchange.tables import Contract, new_row
 
 CONTRACT_VERSION = 1
 PAGE_MAX = 100
@@ -128,8 +128,8 @@ def build(
     }
     canonical = canonical_bytes(content)
     holds = hold_transfers(contract_id, terms)
-    contract = Contract(
-        id=contract_id, listing_id=terms.listing.id, buyer_id=terms.buyer_id, vendor_id=terms.vendor_id, order_id=terms.order_id,
+    contract = new_row(
+        Contract, id=contract_id, listing_id=terms.listing.id, buyer_id=terms.buyer_id, vendor_id=terms.vendor_id, order_id=terms.order_id,
         plan_kind=str(terms.plan.get("kind")), amount=terms.amount, buyer_fee=terms.buyer_fee, vendor_fee=terms.vendor_fee,
         currency=terms.currency, status="awaiting_delivery", content=content, canonical=canonical, key_id=signer.key_id,
         signature=signer.sign(canonical), pay_hold_id=f"{contract_id}.pay" if terms.amount else None,

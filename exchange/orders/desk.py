@@ -37,7 +37,7 @@ from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, IdempotencyRecord, Listing, Order
+from exchange.tables import Account, IdempotencyRecord, Listing, Order, new_row
 
 log = structlog.get_logger()
 
@@ -236,7 +236,7 @@ class OrderDesk:
                         session.add(book)
                 result = msgspec.json.encode(service.order_out(order, traded.trades))
                 if p.ticket.idempotency_key is not None:
-                    session.add(IdempotencyRecord(participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
+                    session.add(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
                                                   status_code=201, response=result, created_at=now))
                 answers[position] = _response(result, 201, replayed=False)
             if journals:

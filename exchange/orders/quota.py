@@ -26,7 +26,7 @@ from exchange.rulebook.store import ActiveRules
 from exchange.settlement import posting
 from exchange.settlement.posting import Phase, References, Transfer, TransferKind
 from exchange.settlement.signing import Signer
-from exchange.tables import Contract, Listing, Order, Trade
+from exchange.tables import Contract, Listing, Order, Trade, new_row
 
 CANCEL_REASONS = {
     "ioc": "immediate-or-cancel remainder", "fok": "fill-or-kill could not fill completely", "market": "market order remainder",
@@ -180,7 +180,7 @@ def trade(market: Market, order: Order) -> Traded:
             market.volumes[party] = market.volumes.get(party, 0) + amount
         formed.append(contract)
         transfers.extend(holds)
-        trades.append(Trade(id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=buy.id, sell_order_id=sell.id,
+        trades.append(new_row(Trade, id=new_id("trd"), listing_id=listing.id, contract_id=contract.id, buy_order_id=buy.id, sell_order_id=sell.id,
                             price=fill.price, quantity=fill.quantity, seq=order.seq, at=now))
 
     order.status = "open" if outcome.rested else ("filled" if order.remaining == 0 else "cancelled")

@@ -31,7 +31,7 @@ from exchange.rulebook.store import ActiveRules
 from exchange.settlement.ledger import Ledger
 from exchange.settlement.posting import Transfer
 from exchange.settlement.service import JournalIn, post_one
-from exchange.tables import Book, Contract, Listing, MonthlyVolume, Order, Trade
+from exchange.tables import Book, Contract, Listing, MonthlyVolume, Order, Trade, new_row
 
 PAGE_MAX = 100
 DIRECT_KINDS = ("fixed", "subscription", "free")
@@ -152,8 +152,8 @@ def new_order(rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[s
     if kind == "quota" and body.time_in_force == "gtc" and body.type == "limit" and expires_at is None:
         # A resting order lives at most as long as the rules allow, whether or not it says so.
         expires_at = now + timedelta(days=rules.rulebook.trading.quota.order_lifetime_days_max)
-    return Order(
-        id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
+    return new_row(
+        Order, id=new_id("ord"), listing_id=listing.id, revision=listing.revision, plan_id=body.plan_id, plan_kind=kind,
         participant_id=caller.id, side=body.side, type=body.type if kind == "quota" else "limit",
         price=body.price, quantity=body.quantity, remaining=body.quantity, time_in_force=body.time_in_force if kind == "quota" else "fok",
         purpose=body.purpose, use_case=body.use_case, status="open", seq=seq, rulebook_hash=rules.hash, violations=[],
