@@ -66,10 +66,10 @@ def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
         return
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [{"participant_id": party, "month_start": month, "amount": change} for (party, month), change in sorted(deltas.items())]
-    statement = insert(_VOLUMES)
+    # One multi-row statement (executemany with ON CONFLICT is not portable across drivers);
+    # the rows are distinct and sorted, so concurrent flushes lock them in the same order.
+    statement = insert(_VOLUMES).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["participant_id", "month_start"], set_={"amount": _VOLUMES.c.amount + statement.excluded.amount}
     )
-    connection = session.connection()
-    for row in rows:  # one row each: executemany with ON CONFLICT is not portable across drivers
-        connection.execute(statement, row)
+    session.connection().execute(statement)
