@@ -68,7 +68,9 @@ class Exchange:
         self.transaction_attempts = retry.ATTEMPTS
         self.on_retry: Callable[[str], None] | None = None  # create_app counts retries for /metrics
         self.desk: OrderDesk | None = None
-        if settings.order_batch_max:
+        # On PostgreSQL only: SQLite has one writer at a time whatever we do, and the embedded
+        # database is for small exchanges, where an order alone is fast enough.
+        if settings.order_batch_max and self.db.dialect == "postgresql":
             from exchange.orders.desk import OrderDesk
 
             self.desk = OrderDesk(self)

@@ -65,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     order_batch_max: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 256
     """Quota orders arriving together are placed in one transaction, up to this many (group
-    commit: one book lock, one ledger lock and one commit for them all); 0: one at a time."""
+    commit: one book lock, one ledger lock and one commit for them all); 0: one at a time.
+    PostgreSQL only: on SQLite orders are always placed one at a time."""
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "database_url", normalise_database_url(self.database_url))

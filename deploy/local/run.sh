@@ -29,18 +29,24 @@ start() {
     "$EXCHANGE" migrate
     "$EXCHANGE" bootstrap
     upstreams=""
+    order_upstreams=""
     for n in $(seq 1 "$PROCESSES"); do
         port=$((PORT + n))
         EXCHANGE_PORT=$port nohup "$EXCHANGE" serve > "$RUN/app-$n.log" 2>&1 &
         echo $! > "$RUN/app-$n.pid"
         upstreams="$upstreams        server 127.0.0.1:$port max_fails=3 fail_timeout=5s;\n"
+        # New orders go to the first process while it is up, so its order desk places those that
+        # arrive together in one transaction; the others stand by for it.
+        [ "$n" = 1 ] && backup="" || backup=" backup"
+        order_upstreams="$order_upstreams        server 127.0.0.1:$port max_fails=3 fail_timeout=5s$backup;\n"
     done
     for n in $(seq 1 "$PROCESSES"); do
         port=$((PORT + n))
         for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" > /dev/null && break; sleep 0.2; done
         curl -sf "http://127.0.0.1:$port/health" > /dev/null || { echo "app process $n did not start; see $RUN/app-$n.log" >&2; exit 1; }
     done
-    UPSTREAMS="$(printf "%b" "$upstreams")" RUN="$RUN" PORT="$PORT" envsubst '${UPSTREAMS} ${RUN} ${PORT}' \
+    UPSTREAMS="$(printf "%b" "$upstreams")" ORDER_UPSTREAMS="$(printf "%b" "$order_upstreams")" RUN="$RUN" PORT="$PORT" \
+        envsubst '${UPSTREAMS} ${ORDER_UPSTREAMS} ${RUN} ${PORT}' \
         < "$ROOT/deploy/local/nginx.conf.template" > "$RUN/nginx.conf"
     "$NGINX" -c "$RUN/nginx.conf" -p "$RUN" -e "$RUN/nginx-error.log"
     for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.2; done

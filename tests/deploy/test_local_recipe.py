@@ -1,6 +1,8 @@
 """The local recipe: one PostgreSQL, three app processes and nginx in front (deploy/local/run.sh).
-Crossing orders for one listing go through nginx to all three processes at once; the book
-never over-fills, no buyer's money is spent twice, and the ledger verifies."""
+Crossing orders for one listing go through nginx at once to the process that places orders (its
+order desk batches them; the others are its backups, and take over when it stops); the book never
+over-fills, no buyer's money is spent twice, reads spread over every process, and the ledger
+verifies."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -110,14 +113,29 @@ async def _trade(url: str, database_url: str, operator: str, run: Path) -> None:
         book = (await client.get(f"/v1/listings/{listing['id']}/book")).json()
         assert book["asks"] == []
 
+        for _ in range(3 * PROCESSES):
+            assert (await client.get("/v1/listings")).status_code == 200
         conf = (run / "nginx.conf").read_text()
-        ports = [int(line.split(":")[1].split()[0]) for line in conf.splitlines() if line.strip().startswith("server 127.0.0.1:")]
-        served = []
+        upstream = conf[conf.index("upstream exchange"):conf.index("upstream orders")]
+        ports = [int(line.split(":")[1].split()[0]) for line in upstream.splitlines() if line.strip().startswith("server 127.0.0.1:")]
+        placed, read = [], []
         for port in ports:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            served.append(sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                              if s.name == "exchange_http_requests_total" and s.labels.get("route") == "/v1/orders" and s.labels.get("method") == "POST"))
-        assert len(served) == PROCESSES and all(count > 0 for count in served), served  # every process took orders
+            samples = [s for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for s in f.samples
+                       if s.name == "exchange_http_requests_total"]
+            placed.append(sum(s.value for s in samples if s.labels.get("route") == "/v1/orders" and s.labels.get("method") == "POST"))
+            read.append(sum(s.value for s in samples if s.labels.get("route") == "/v1/listings" and s.labels.get("method") == "GET"))
+        assert len(ports) == PROCESSES and all(count > 0 for count in read), read  # reads spread over every process
+        # New orders go to the first process (its order desk batches them); the others are its backups.
+        assert placed[0] == 1 + 2 * len(buyers) and not any(placed[1:]), placed
+
+        os.kill(int((run / "app-1.pid").read_text()), signal.SIGKILL)
+        for _ in range(20):  # as clients do: the same order again, with its key, while nginx answers 502 for the dead process
+            again = await client.post("/v1/orders", headers={**auth(vendor), "Idempotency-Key": "after-the-crash"},
+                                      json={"listing_id": listing["id"], "plan_id": plan, "side": "sell", "quantity": 1, "price": 10_000})
+            if again.status_code != 502:
+                break
+            await asyncio.sleep(0.2)
+        assert again.status_code == 201, again.text  # a backup places it
 
     db = Database(Settings(database_url=database_url))
     try:

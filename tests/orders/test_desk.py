@@ -1,6 +1,7 @@
 """The order desk places quota orders that arrive together in one transaction: each must trade,
 refuse and replay exactly as it would alone. The pure matching core, fed the same orders in the
-order the desk placed them (their ids are monotonic within the process), is the reference."""
+order the desk placed them (their ids are monotonic within the process), is the reference. The
+desk runs on PostgreSQL only."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from exchange.settings import shipped_rules_dir
 from tests.conftest import MovableClock
 from tests.harness import Api
 from tests.orders.conftest import Market, money
+
+pytestmark = pytest.mark.postgres_only
 
 
 class Served:
