@@ -271,11 +271,9 @@ class OrderDesk:
                 takers = [p for p in orders if p.ticket.body.side == taker_side]
                 if not takers:
                     continue
-                limits = [p.ticket.body.price if p.ticket.body.type == "limit" else None for p in takers]
-                if any(limit is None for limit in limits):
-                    limit = market.band[1] if taker_side == "buy" else market.band[0]
-                else:
-                    limit = max(limits) if taker_side == "buy" else min(limits)  # type: ignore[type-var]
+                # The loosest of their limits: read as deep as the most eager of them could trade.
+                limits = [service.reach(taker_side, p.ticket.body.type, p.ticket.body.price, market.band) for p in takers]
+                limit = max(limits) if taker_side == "buy" else min(limits)  # type: ignore[type-var]
                 need = sum(p.ticket.body.quantity for p in takers)
                 owners = {p.caller.id for p in takers}
                 resting += await service.resting(session, self.exchange.ledger, listing_id, plan_id, maker_side, limit, need, owners, now)

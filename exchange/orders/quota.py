@@ -92,6 +92,7 @@ class Market:
     book: matching.Book = field(init=False)
     orders: dict[str, Order] = field(default_factory=dict)
     band: tuple[int, int] = field(init=False)
+    tiered: tuple[bool, bool] = field(init=False)
     currency: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +100,7 @@ class Market:
         self.band = trading.price_band(self.rules.rulebook, reference)
         # Makers go in without the band: a rule change may have narrowed it under resting orders.
         self.book = matching.Book(band=None, self_trade=trading.self_trade_policy(self.rules.rulebook))
+        self.tiered = trading.tiered_sides(self.rules.rulebook, "quota")  # once: every fill asks
 
     def rest(self, makers: Sequence[Order]) -> None:
         """Resting orders of one side or both, as loaded: they cannot cross."""
@@ -108,7 +110,7 @@ class Market:
         self.book.set_band(self.band)
 
     def fees(self, notional: int, buyer_id: str, vendor_id: str) -> tuple[int, int]:
-        buyer_tiered, vendor_tiered = trading.tiered_sides(self.rules.rulebook, "quota")
+        buyer_tiered, vendor_tiered = self.tiered
         buyer_volume = self.volumes.get(buyer_id, 0) if buyer_tiered else 0
         vendor_volume = self.volumes.get(vendor_id, 0) if vendor_tiered else 0
         return trading.fee_for(self.rules.rulebook, "quota", notional, buyer_volume, vendor_volume)

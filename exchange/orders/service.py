@@ -262,14 +262,19 @@ MAKERS_FIRST_PAGE = 8
 
 async def _makers(session: AsyncSession, ledger: Ledger, taker: Order, band: tuple[int, int] | None, now: datetime) -> list[Order]:
     """The resting orders on the other side that `taker` could reach, in price-time priority."""
-    if taker.type == "limit":
-        limit = taker.price
-    elif band is not None:
-        limit = band[1] if taker.side == "buy" else band[0]
-    else:
-        limit = None
+    limit = reach(taker.side, taker.type, taker.price, band)
     maker_side = "sell" if taker.side == "buy" else "buy"
     return await resting(session, ledger, taker.listing_id, taker.plan_id, maker_side, limit, taker.quantity, {taker.participant_id}, now)
+
+
+def reach(side: str, order_type: str, price: int | None, band: tuple[int, int] | None) -> int | None:
+    """The worst price a taker may trade at: its limit, or for a market order the band's edge
+    (None: any price)."""
+    if order_type == "limit":
+        return price
+    if band is None:
+        return None
+    return band[1] if side == "buy" else band[0]
 
 
 async def resting(
