@@ -11,7 +11,11 @@ Anything the batch does not handle goes the single-order way after the batch com
 gets the same answer it always got: a refusal of any kind (rules, funds, roles, a halted book,
 a replayed Idempotency-Key with another body), other plan kinds, a running shadow rule set. If
 the batch itself fails, every order in it goes that way too: the desk can make an order slower,
-never different."""
+never different.
+
+Cancels of resting orders come to the desk too, and are applied before the batch's orders: they
+were in flight together, so either order is a true account of what happened, and a cancel that
+waits for its book's lock in another transaction would hold up every batch behind it."""
 
 from __future__ import annotations
 
@@ -32,12 +36,12 @@ from exchange.context import Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
 from exchange.orders import quota, service, surveillance
-from exchange.orders.schemas import OrderIn
+from exchange.orders.schemas import OrderIn, OrderOut
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, IdempotencyRecord, Listing, Order, new_row
+from exchange.tables import Account, IdempotencyRecord, Listing, Order, Trade, new_row
 
 log = structlog.get_logger()
 
@@ -59,6 +63,18 @@ class Ticket:
 
 
 @dataclass
+class Cancel:
+    """A request to cancel an order, waiting at the desk."""
+
+    authorization: str | None
+    order_id: str
+    answer: asyncio.Future[OrderOut | Exception | None] = field(init=False)
+
+
+Answer = Response[Any] | OrderOut | Exception | None
+
+
+@dataclass
 class _Placing:
     ticket: Ticket
     caller: Caller
@@ -70,12 +86,13 @@ class OrderDesk:
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
         self.batch_max = exchange.settings.order_batch_max
-        self._waiting: list[Ticket] = []
+        self._waiting: list[Ticket | Cancel] = []
         self._running: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
 
-    async def place(self, ticket: Ticket) -> Response[Any] | Exception | None:
-        """The order's response, the error to raise, or `ALONE`: place it the single-order way."""
+    async def place(self, ticket: Ticket | Cancel) -> Any:
+        """The order's response (a cancel's: the cancelled order), the error to raise, or `ALONE`:
+        serve the request the single-order way."""
         ticket.answer = asyncio.get_running_loop().create_future()
         self._waiting.append(ticket)
         if self._running is None:
@@ -106,7 +123,7 @@ class OrderDesk:
             if len(self._waiting) == seen:
                 return
 
-    async def _settle(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
+    async def _settle(self, batch: list[Ticket | Cancel]) -> list[Answer]:
         try:
             answers = await self.exchange.retrying(lambda: self._once(batch))
         except Exception:
@@ -118,7 +135,7 @@ class OrderDesk:
             self.on_batch(sum(1 for a in answers if a is not ALONE), False)
         return answers
 
-    async def _once(self, batch: list[Ticket]) -> list[Response[Any] | Exception | None]:
+    async def _once(self, batch: list[Ticket | Cancel]) -> list[Answer]:
         taken: list[str] = []  # requests counted against their callers' rate limits
         try:
             return await self._attempt(batch, taken)
@@ -127,17 +144,19 @@ class OrderDesk:
                 self.exchange.limiter.give_back(caller_id)
             raise
 
-    async def _attempt(self, batch: list[Ticket], taken: list[str]) -> list[Response[Any] | Exception | None]:
+    async def _attempt(self, batch: list[Ticket | Cancel], taken: list[str]) -> list[Answer]:
         exchange = self.exchange
         now = exchange.clock()
-        answers: list[Response[Any] | Exception | None] = [ALONE] * len(batch)
+        answers: list[Answer] = [ALONE] * len(batch)
         async with exchange.db.write() as session:
             callers = await active_callers(session, {t.authorization for t in batch if t.authorization is not None})
             rules = await store.active(session, exchange.rule_cache, now)
             if await shadow.current(session) is not None:
                 return answers  # a shadow set judges every order: the single-order path records it
 
-            keyed = [(callers[t.authorization].id, t.idempotency_key) for t in batch
+            cancels = [(position, t) for position, t in enumerate(batch) if isinstance(t, Cancel)]
+            tickets = [(position, t) for position, t in enumerate(batch) if isinstance(t, Ticket)]
+            keyed = [(callers[t.authorization].id, t.idempotency_key) for _, t in tickets
                      if t.authorization in callers and t.idempotency_key is not None]
             records = {
                 (r.participant_id, r.key): r
@@ -145,12 +164,12 @@ class OrderDesk:
                     sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(keyed))
                 )).scalars()
             } if keyed else {}
-            listing_ids = sorted({t.body.listing_id for t in batch})
+            listing_ids = sorted({t.body.listing_id for _, t in tickets})
             listings = {row.id: row for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(listing_ids)))).scalars()}  # type: ignore[attr-defined]
 
             placing: list[tuple[int, _Placing]] = []
             keys_seen: set[tuple[str, str]] = set()
-            for position, ticket in enumerate(batch):
+            for position, ticket in tickets:
                 caller = callers.get(ticket.authorization) if ticket.authorization is not None else None
                 listing = listings.get(ticket.body.listing_id)
                 if caller is None or not caller.has("buyer", "vendor") or listing is None or listing.status != "listed":
@@ -169,14 +188,22 @@ class OrderDesk:
                 if plan is None or plan.get("kind") != "quota":
                     continue
                 placing.append((position, _Placing(ticket, caller, listing, plan)))
-            if not placing:
+            cancelling = await self._cancellable(session, callers, cancels)
+            if not placing and not cancelling:
                 return answers
 
             per_book: dict[str, int] = defaultdict(int)
+            for order in cancelling.values():
+                per_book[order.listing_id] += 0
             for _, p in placing:
                 per_book[p.listing.id] += 1
             books = await service.lock_books(session, per_book, now)
             next_seq = {listing_id: books[listing_id].seq - count + 1 for listing_id, count in per_book.items()}
+            journals, cancelled = self._cancel(await self._reread(session, cancelling), callers, cancels, rules, now, answers, taken)
+            await self._answer_cancels(session, cancelled, answers)
+            if not placing:
+                await self._post(session, journals, now)
+                return answers
 
             participants = sorted({p.caller.id for _, p in placing})
             recent = dict((await session.execute(
@@ -194,7 +221,6 @@ class OrderDesk:
             markets = await self._markets(session, rules, placing, signer, now)
             windows = await surveillance.price_windows(session, rules, sorted(per_book), now)
 
-            journals: list[JournalIn] = []
             for position, p in placing:
                 body, caller, listing = p.ticket.body, p.caller, p.listing
                 book = books[listing.id]
@@ -239,12 +265,78 @@ class OrderDesk:
                     session.add(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
                                                   status_code=201, response=result, created_at=now))
                 answers[position] = _response(result, 201, replayed=False)
-            if journals:
-                for posted in await post_journals(session, exchange.ledger, journals, now):
-                    if not isinstance(posted, Posted):
-                        raise posted  # a balance moved under the batch: every order goes alone
-            await session.flush()
+            await self._post(session, journals, now)
         return answers
+
+    async def _post(self, session: Any, journals: list[JournalIn], now: datetime) -> None:
+        if journals:
+            for posted in await post_journals(session, self.exchange.ledger, journals, now):
+                if not isinstance(posted, Posted):
+                    raise posted  # a balance moved under the batch: every order goes alone
+        await session.flush()
+
+    @staticmethod
+    async def _cancellable(session: Any, callers: dict[str, Caller], cancels: list[tuple[int, Cancel]]) -> dict[str, Order]:
+        """The orders the batch may cancel, before their books are locked: open orders, outside
+        any auction, cancelled by their owners. An operator's cancel, and every refusal, goes the
+        single-order way, which words it."""
+        if not cancels:
+            return {}
+        ids = sorted({t.order_id for _, t in cancels})
+        found = (await session.execute(sa.select(Order).where(Order.id.in_(ids)))).scalars()  # type: ignore[attr-defined]
+        owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
+        return {o.id: o for o in found if o.status == "open" and o.auction_id is None and o.participant_id in owners}
+
+    @staticmethod
+    async def _reread(session: Any, cancelling: dict[str, Order]) -> dict[str, Order]:
+        """The same orders read again now that their books are locked (orders change only under
+        their book's lock): a batch or a cancel may have filled or cancelled them while we waited."""
+        if not cancelling:
+            return {}
+        query = sa.select(Order).where(Order.id.in_(sorted(cancelling)))  # type: ignore[attr-defined]
+        return {o.id: o for o in (await session.execute(query, execution_options={"populate_existing": True})).scalars()}
+
+    def _cancel(
+        self, cancelling: dict[str, Order], callers: dict[str, Caller], cancels: list[tuple[int, Cancel]],
+        rules: store.ActiveRules, now: datetime, answers: list[Answer], taken: list[str],
+    ) -> tuple[list[JournalIn], dict[int, Order]]:
+        """Cancel, in arrival order, what can be cancelled as the single-order path would: the
+        journals releasing their holds, and the orders cancelled by position in the batch. A second
+        cancel of one order goes alone (and is refused there)."""
+        journals: list[JournalIn] = []
+        cancelled: dict[int, Order] = {}
+        for position, ticket in cancels:
+            caller = callers.get(ticket.authorization) if ticket.authorization is not None else None
+            order = cancelling.get(ticket.order_id)
+            if caller is None or order is None or order.participant_id != caller.id or order.status != "open":
+                continue
+            limited = self._limited(rules, caller, now, taken)
+            if limited is not None:
+                answers[position] = limited
+                continue
+            release = quota.release_transfer(order, "cancelled")
+            if release is not None:
+                journals.append(JournalIn(transfers=[release]))
+            order.status = "cancelled"
+            order.reason = "cancelled by its owner"
+            order.updated_at = now
+            cancelled[position] = order
+        return journals, cancelled
+
+    @staticmethod
+    async def _answer_cancels(session: Any, cancelled: dict[int, Order], answers: list[Answer]) -> None:
+        """Each cancelled order as the API shows it, with the trades it made before."""
+        if not cancelled:
+            return
+        ids = sorted({order.id for order in cancelled.values()})
+        query = sa.select(Trade).where(sa.or_(Trade.buy_order_id.in_(ids), Trade.sell_order_id.in_(ids))).order_by(Trade.seq, Trade.id)  # type: ignore[attr-defined, union-attr]
+        trades: dict[str, list[Trade]] = defaultdict(list)
+        for trade in (await session.execute(query)).scalars():
+            trades[trade.buy_order_id].append(trade)
+            if trade.sell_order_id is not None:
+                trades[trade.sell_order_id].append(trade)
+        for position, order in cancelled.items():
+            answers[position] = service.order_out(order, trades[order.id])
 
     def _limited(self, rules: store.ActiveRules, caller: Caller, now: datetime, taken: list[str]) -> TooManyRequests | None:
         """Count the request against its caller's rate limit, as the single-order path would."""

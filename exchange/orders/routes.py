@@ -13,7 +13,7 @@ from exchange.context import IDEMPOTENCY_KEY_MAX, Exchange, IdempotencyKey, Unit
 from exchange.core.errors import RuleViolated
 from exchange.core.ids import id_pattern
 from exchange.orders import amendments, auctions, contracts, explaining, negotiations, notices, postpaid, renewals, service, surveillance
-from exchange.orders.desk import Ticket
+from exchange.orders.desk import Cancel, Ticket
 from exchange.orders.schemas import (
     AcceptIn,
     AmendmentIn,
@@ -104,6 +104,12 @@ async def get_order(request: Request[Any, Any, Any], exchange: NamedDependency[E
 
 @delete("/v1/orders/{order_id:str}", status_code=200, summary="Cancel an open order or bid: its hold goes back")
 async def cancel_order(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], order_id: FromPath[str]) -> OrderOut:
+    if exchange.desk is not None:
+        answer = await exchange.desk.place(Cancel(request.headers.get("authorization"), order_id))
+        if isinstance(answer, Exception):
+            raise answer
+        if answer is not None:
+            return answer  # type: ignore[no-any-return]
     return await exchange.write(
         request, lambda unit: service.cancel(unit.session, exchange.ledger, require(unit.caller, "buyer", "vendor", "operator"), order_id, unit.now)
     )

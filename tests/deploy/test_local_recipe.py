@@ -112,21 +112,26 @@ async def _trade(url: str, database_url: str, operator: str, run: Path) -> None:
         assert max(sum(1 for o in accepted if o["participant_id"] == buyer_id) for buyer_id, _ in buyers) == 1
         book = (await client.get(f"/v1/listings/{listing['id']}/book")).json()
         assert book["asks"] == []
+        resting = (await client.post("/v1/orders", headers=auth(vendor), json={**order, "side": "sell", "quantity": 1, "price": 11_000})).json()
+        cancelled = await client.delete(f"/v1/orders/{resting['id']}", headers=auth(vendor))
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
 
         for _ in range(3 * PROCESSES):
             assert (await client.get("/v1/listings")).status_code == 200
         conf = (run / "nginx.conf").read_text()
         upstream = conf[conf.index("upstream exchange"):conf.index("upstream orders")]
         ports = [int(line.split(":")[1].split()[0]) for line in upstream.splitlines() if line.strip().startswith("server 127.0.0.1:")]
-        placed, read = [], []
+        placed, cancels, read = [], [], []
         for port in ports:
             samples = [s for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for s in f.samples
                        if s.name == "exchange_http_requests_total"]
             placed.append(sum(s.value for s in samples if s.labels.get("route") == "/v1/orders" and s.labels.get("method") == "POST"))
+            cancels.append(sum(s.value for s in samples if s.labels.get("route", "").startswith("/v1/orders/") and s.labels.get("method") == "DELETE"))
             read.append(sum(s.value for s in samples if s.labels.get("route") == "/v1/listings" and s.labels.get("method") == "GET"))
         assert len(ports) == PROCESSES and all(count > 0 for count in read), read  # reads spread over every process
-        # New orders go to the first process (its order desk batches them); the others are its backups.
-        assert placed[0] == 1 + 2 * len(buyers) and not any(placed[1:]), placed
+        # New orders and cancels go to the first process (its order desk batches them); the others are its backups.
+        assert placed[0] == 2 + 2 * len(buyers) and not any(placed[1:]), placed
+        assert cancels == [1] + [0] * (PROCESSES - 1), cancels
 
         os.kill(int((run / "app-1.pid").read_text()), signal.SIGKILL)
         for _ in range(20):  # as clients do: the same order again, with its key, while nginx answers 502 for the dead process

@@ -191,3 +191,58 @@ async def test_the_desk_counts_orders_against_the_request_rate(market: Market, a
     calls = [served.order(buyer, listing, side="buy", type="limit", price=9_500, quantity=1, time_in_force="gtc") for _ in range(5)]
     statuses = sorted(r.status_code for r in await asyncio.gather(*calls))
     assert statuses == [201, 201, 201, 429, 429]
+
+
+async def test_cancels_sent_with_orders_are_applied_before_them(
+    market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = await quota_listing(market)
+    _, first_buyer = await market.buyer(10**9)
+    _, second_buyer = await market.buyer(10**9)
+    ask = (await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=5, time_in_force="gtc")).json()
+    took = await market.order(second_buyer, listing, side="buy", type="limit", price=10_000, quantity=2, time_in_force="ioc")
+    assert took.json()["fills"] == [{**took.json()["fills"][0], "quantity": 2}]
+    high_bid = (await market.order(first_buyer, listing, side="buy", type="limit", price=9_900, quantity=4, time_in_force="gtc")).json()
+    low_bid = (await market.order(first_buyer, listing, side="buy", type="limit", price=9_800, quantity=2, time_in_force="gtc")).json()
+    third_bid = (await market.order(first_buyer, listing, side="buy", type="limit", price=9_000, quantity=1, time_in_force="gtc")).json()
+    held_before = (await market.balances(first_buyer))["escrow"]
+
+    calls = [
+        served.order(second_buyer, listing, side="buy", type="limit", price=10_000, quantity=3, time_in_force="ioc"),  # the ask is gone first
+        served.client.delete(f"/v1/orders/{ask['id']}", headers={"Authorization": f"Bearer {market.vendor}"}),
+        served.client.delete(f"/v1/orders/{high_bid['id']}", headers={"Authorization": f"Bearer {first_buyer}"}),
+        served.client.delete(f"/v1/orders/{high_bid['id']}", headers={"Authorization": f"Bearer {first_buyer}"}),  # one of the two is late
+        served.client.delete(f"/v1/orders/{low_bid['id']}", headers={"Authorization": f"Bearer {second_buyer}"}),  # not theirs
+        served.client.delete(f"/v1/orders/{third_bid['id']}", headers={"Authorization": f"Bearer {api.operator_key}"}),  # alone, as an operator's
+        served.order(market.vendor, listing, side="sell", type="limit", price=9_800, quantity=2, time_in_force="ioc"),  # meets the low bid
+    ]
+    expected = len(calls)
+    linger = desk.OrderDesk._linger
+
+    async def together(self: desk.OrderDesk) -> None:  # the batch waits for all of them, so that they meet in it
+        for _ in range(2_000):
+            if len(self._waiting) >= expected:
+                return
+            await asyncio.sleep(0.001)
+        await linger(self)
+
+    monkeypatch.setattr(desk.OrderDesk, "_linger", together)
+    bought, ask_gone, high_gone, high_again, not_theirs, by_operator, sold = await asyncio.gather(*calls)
+
+    assert bought.status_code == 201 and bought.json()["fills"] == [] and bought.json()["status"] == "cancelled"
+    assert ask_gone.status_code == 200, ask_gone.text
+    assert (ask_gone.json()["status"], ask_gone.json()["remaining"], ask_gone.json()["reason"]) == ("cancelled", 3, "cancelled by its owner")
+    assert [(f["price"], f["quantity"]) for f in ask_gone.json()["fills"]] == [(10_000, 2)]  # it answers with the trades it made before
+    assert sorted([high_gone.status_code, high_again.status_code]) == [200, 409]
+    assert not_theirs.status_code == 404 and not_theirs.headers["content-type"].startswith("application/problem+json")
+    assert by_operator.status_code == 200 and by_operator.json()["reason"].startswith("cancelled by operator")
+    assert sold.status_code == 201 and [(f["price"], f["quantity"]) for f in sold.json()["fills"]] == [(9_800, 2)]
+
+    counts = await batch_metrics(served)
+    assert counts["exchange_order_batches_failed_total"] == 0
+    assert counts["exchange_order_batch_orders_sum"] == 4  # the two orders and the owners' first cancels; the rest went alone
+    contract = (await api.request("GET", f"/v1/contracts/{sold.json()['contract_ids'][0]}", first_buyer)).json()["contract"]
+    released = high_bid["held"] + third_bid["held"] + low_bid["held"]  # the low bid's hold paid its contract
+    assert (await market.balances(first_buyer))["escrow"] == held_before - released + contract["amount"] + contract["buyer_fee"]
+    await market.verify_ledger()
+    await market.fees_balance()
