@@ -34,11 +34,14 @@ start() {
         port=$((PORT + n))
         EXCHANGE_PORT=$port nohup "$EXCHANGE" serve > "$RUN/app-$n.log" 2>&1 &
         echo $! > "$RUN/app-$n.pid"
-        upstreams="$upstreams        server 127.0.0.1:$port max_fails=3 fail_timeout=5s;\n"
-        # New orders go to the first process while it is up, so its order desk places those that
-        # arrive together in one transaction; the others stand by for it.
+        # New orders and cancels go to the first process while it is up, so its order desk places
+        # those that arrive together in one transaction; the others stand by for it. Everything
+        # else goes to the others, keeping the order process's core for orders (with one process,
+        # it serves all).
         [ "$n" = 1 ] && backup="" || backup=" backup"
         order_upstreams="$order_upstreams        server 127.0.0.1:$port max_fails=3 fail_timeout=5s$backup;\n"
+        [ "$n" = 1 ] && [ "$PROCESSES" -gt 1 ] && backup=" backup" || backup=""
+        upstreams="$upstreams        server 127.0.0.1:$port max_fails=3 fail_timeout=5s$backup;\n"
     done
     for n in $(seq 1 "$PROCESSES"); do
         port=$((PORT + n))
