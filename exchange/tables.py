@@ -6,6 +6,7 @@ catalogue's hot tables so they can be distributed by listing later (see ARCHITEC
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -683,3 +684,21 @@ def new_row(model: type[Row], **values: Any) -> Row:
     object.__setattr__(row, "__pydantic_extra__", None)
     object.__setattr__(row, "__pydantic_private__", None)
     return row
+
+
+_COLUMNS: dict[type[Any], list[str]] = {}
+
+
+async def insert_rows(session: Any, rows: Sequence[SQLModel]) -> None:
+    """Insert new rows of one model in one statement, without the session's unit of work (which
+    costs tens of microseconds a row): for rows built by `new_row` that the session never saw and
+    that nothing else in the transaction changes through it. Flush hooks do not see them: the
+    caller does their work (`volumes.count_inserted` for contracts)."""
+    if not rows:
+        return
+    model = type(rows[0])
+    table = model.__table__  # type: ignore[attr-defined]
+    keys = _COLUMNS.get(model)
+    if keys is None:
+        keys = _COLUMNS[model] = [column.key for column in table.columns]
+    await session.execute(sa.insert(table), [{key: row.__dict__[key] for key in keys} for row in rows])

@@ -35,13 +35,13 @@ from exchange.auth import Caller, active_callers
 from exchange.context import Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
-from exchange.orders import quota, service, surveillance
+from exchange.orders import quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, IdempotencyRecord, Listing, Order, Trade, new_row
+from exchange.tables import Account, Contract, IdempotencyRecord, Listing, Order, Trade, insert_rows, new_row
 
 log = structlog.get_logger()
 
@@ -221,6 +221,13 @@ class OrderDesk:
             markets = await self._markets(session, rules, placing, signer, now)
             windows = await surveillance.price_windows(session, rules, sorted(per_book), now)
 
+            # The batch's new rows, inserted together at the end (their final state: an order
+            # placed here may be filled by a later one); resting orders read from the database
+            # are the session's, and it writes their changes.
+            new_orders: list[Order] = []
+            new_contracts: list[Contract] = []
+            new_trades: list[Trade] = []
+            new_records: list[IdempotencyRecord] = []
             for position, p in placing:
                 body, caller, listing = p.ticket.body, p.caller, p.listing
                 book = books[listing.id]
@@ -249,7 +256,9 @@ class OrderDesk:
                     continue  # outside the band: refused (and recorded) the single-order way
                 accounts[account] = accounts.get(account, 0) - worst  # never more than it holds, so never short
                 recent[caller.id] = recent.get(caller.id, 0) + 1
-                session.add_all([*traded.touched, *traded.contracts, *traded.trades])
+                new_orders.append(order)
+                new_contracts += traded.contracts
+                new_trades += traded.trades
                 if traded.journal:
                     journals.append(JournalIn(transfers=traded.journal))
                 if traded.trades:
@@ -262,9 +271,12 @@ class OrderDesk:
                         session.add(book)
                 result = msgspec.json.encode(service.order_out(order, traded.trades))
                 if p.ticket.idempotency_key is not None:
-                    session.add(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
-                                                  status_code=201, response=result, created_at=now))
+                    new_records.append(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
+                                        status_code=201, response=result, created_at=now))
                 answers[position] = _response(result, 201, replayed=False)
+            for rows in (new_orders, new_contracts, new_trades, new_records):
+                await insert_rows(session, rows)
+            await volumes.count_inserted(session, new_contracts)
             await self._post(session, journals, now)
         return answers
 

@@ -50,26 +50,40 @@ def _before(contract: Contract) -> int:
     return 0 if state.pending else counted(old_amount, old_status)
 
 
-@event.listens_for(Session, "before_flush")
-def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
-    deltas: dict[tuple[str, datetime], int] = defaultdict(int)
-    for contract in [*session.new, *session.dirty, *session.deleted]:
-        if not isinstance(contract, Contract):
-            continue
-        after = 0 if contract in session.deleted else counted(contract.amount, contract.status)
-        change = after - _before(contract)
-        if change:
-            month = month_of(contract.created_at)[0]
-            for party in parties(contract):
-                deltas[(party, month)] += change
-    if not deltas:
-        return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def _add(deltas: dict[tuple[str, datetime], int], contract: Contract, change: int) -> None:
+    if change:
+        month = month_of(contract.created_at)[0]
+        for party in parties(contract):
+            deltas[(party, month)] += change
+
+
+def _upsert(dialect: str, deltas: dict[tuple[str, datetime], int]) -> sa.Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     rows = [{"participant_id": party, "month_start": month, "amount": change} for (party, month), change in sorted(deltas.items())]
     # One multi-row statement (executemany with ON CONFLICT is not portable across drivers);
     # the rows are distinct and sorted, so concurrent flushes lock them in the same order.
     statement = insert(_VOLUMES).values(rows)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["participant_id", "month_start"], set_={"amount": _VOLUMES.c.amount + statement.excluded.amount}
     )
-    session.connection().execute(statement)
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
+    deltas: dict[tuple[str, datetime], int] = defaultdict(int)
+    for contract in [*session.new, *session.dirty, *session.deleted]:
+        if isinstance(contract, Contract):
+            after = 0 if contract in session.deleted else counted(contract.amount, contract.status)
+            _add(deltas, contract, after - _before(contract))
+    if deltas:
+        session.connection().execute(_upsert(session.get_bind().dialect.name, deltas))
+
+
+async def count_inserted(session: AsyncSession, contracts: list[Contract]) -> None:
+    """Add contracts stored without the session's unit of work (`tables.insert_rows`) to their
+    parties' volumes, as the flush does for the contracts it writes."""
+    deltas: dict[tuple[str, datetime], int] = defaultdict(int)
+    for contract in contracts:
+        _add(deltas, contract, counted(contract.amount, contract.status))
+    if deltas:
+        await session.execute(_upsert(session.bind.dialect.name, deltas))
