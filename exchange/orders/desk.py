@@ -20,7 +20,7 @@ waits for its book's lock in another transaction would hold up every batch behin
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +47,8 @@ log = structlog.get_logger()
 
 LINGER_S = 0.001
 LINGER_STEPS = 10
+LINGER_QUIET_STEPS = 2
+RECENT_BATCHES = 8
 ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
 
@@ -88,6 +90,7 @@ class OrderDesk:
         self.batch_max = exchange.settings.order_batch_max
         self._waiting: list[Ticket | Cancel] = []
         self._running: asyncio.Task[None] | None = None
+        self._recent_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
         self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
 
     async def place(self, ticket: Ticket | Cancel) -> Any:
@@ -104,6 +107,7 @@ class OrderDesk:
             while self._waiting:
                 await self._linger()
                 batch, self._waiting = self._waiting[: self.batch_max], self._waiting[self.batch_max :]
+                self._recent_sizes.append(len(batch))
                 answers = await self._settle(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
                     if not ticket.answer.done():  # its client may have gone
@@ -112,15 +116,21 @@ class OrderDesk:
             self._running = None
 
     async def _linger(self) -> None:
-        """Let orders already on their way join the batch: wait while the queue still grows, a
-        millisecond at a time. Without it, the first order to arrive after a batch goes alone,
-        and everyone behind it waits for that batch of one."""
+        """Let requests already on their way join the batch. Under load, the clients a batch
+        answered come back within a few milliseconds, one by one: stopping at the first quiet
+        millisecond cut that wave into a small batch and a large one, each paying a whole
+        transaction's round trips. So wait, a millisecond at a time, until the queue holds about
+        as many as the recent batches did, or nothing arrived for two milliseconds, or ten have
+        passed; a lone client (recent batches of one) never waits."""
+        expected = min(self.batch_max, max(1, max(self._recent_sizes, default=1) * 3 // 4))
+        quiet = 0
         for _ in range(LINGER_STEPS):
             seen = len(self._waiting)
-            if seen >= self.batch_max:
+            if seen >= expected:
                 return
             await asyncio.sleep(LINGER_S)
-            if len(self._waiting) == seen:
+            quiet = quiet + 1 if len(self._waiting) == seen else 0
+            if quiet >= LINGER_QUIET_STEPS:
                 return
 
     async def _settle(self, batch: list[Ticket | Cancel]) -> list[Answer]:
@@ -368,6 +378,12 @@ class OrderDesk:
             by_book[(p.listing.id, p.ticket.body.plan_id)].append(p)
         markets: dict[tuple[str, str], quota.Market] = {}
         makers: list[Order] = []
+        pages = await service.first_pages(session, [
+            (listing_id, plan_id, maker_side)
+            for (listing_id, plan_id), orders in sorted(by_book.items())
+            for taker_side, maker_side in (("buy", "sell"), ("sell", "buy"))
+            if any(p.ticket.body.side == taker_side for p in orders)
+        ])
         for (listing_id, plan_id), orders in sorted(by_book.items()):
             market = quota.Market(rules=rules, listing=orders[0].listing, plan=orders[0].plan, signer=signer, now=now, volumes={})
             resting: list[Order] = []
@@ -380,7 +396,8 @@ class OrderDesk:
                 limit = max(limits) if taker_side == "buy" else min(limits)  # type: ignore[type-var]
                 need = sum(p.ticket.body.quantity for p in takers)
                 owners = {p.caller.id for p in takers}
-                resting += await service.resting(session, self.exchange.ledger, listing_id, plan_id, maker_side, limit, need, owners, now)
+                resting += await service.resting(session, self.exchange.ledger, listing_id, plan_id, maker_side, limit, need, owners, now,
+                                                 first_page=pages[(listing_id, plan_id, maker_side)])
             market.rest(resting)
             makers += resting
             markets[(listing_id, plan_id)] = market

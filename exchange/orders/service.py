@@ -279,21 +279,15 @@ def reach(side: str, order_type: str, price: int | None, band: tuple[int, int] |
 
 async def resting(
     session: AsyncSession, ledger: Ledger, listing_id: str, plan_id: str, maker_side: str, limit: int | None, need: int,
-    owners: set[str], now: datetime,
+    owners: set[str], now: datetime, *, first_page: list[Order] | None = None,
 ) -> list[Order]:
     """Resting orders of one side of a book in price-time priority, as deep as takers of
     quantity `need` and limit `limit` (None: any price) could reach: pages are read until they
     cover `need` (not counting the takers' `owners`' orders, which self-trade prevention may
     skip) and one order beyond the limit is seen, so matching gives exactly what the whole
     book would, without reading the whole book. Lapsed orders met on the way leave the book
-    and give their holds back."""
-    priority = (Order.price.asc() if maker_side == "sell" else Order.price.desc(), Order.seq.asc())  # type: ignore[union-attr]
-    query = (
-        sa.select(Order)
-        .where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.side == maker_side, Order.status == "open",
-               Order.auction_id.is_(None))  # type: ignore[union-attr]
-        .order_by(*priority)
-    )
+    and give their holds back. `first_page`: the first page, read already (`first_pages`)."""
+    query = _resting_query(listing_id, plan_id, maker_side)
     found: list[Order] = []
     covered = 0
     page_query = query
@@ -301,7 +295,10 @@ async def resting(
     while True:
         # Pages grow: most takers reach a few orders, and every row read costs the same.
         size, asked = min(size * 2, MAKERS_PAGE), min(size, MAKERS_PAGE)
-        page = list((await session.execute(page_query.limit(asked))).scalars())
+        if first_page is not None:
+            page, first_page = first_page, None
+        else:
+            page = list((await session.execute(page_query.limit(asked))).scalars())
         if page:
             # Keyset, not offset: expiring orders of this page changes what an offset counts.
             last = page[-1]
@@ -315,6 +312,30 @@ async def resting(
         beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
         if len(page) < asked or covered >= need or beyond:
             return found
+
+
+def _resting_query(listing_id: str, plan_id: str, maker_side: str) -> sa.Select[tuple[Order]]:
+    priority = (Order.price.asc() if maker_side == "sell" else Order.price.desc(), Order.seq.asc())  # type: ignore[union-attr]
+    return (
+        sa.select(Order)
+        .where(Order.listing_id == listing_id, Order.plan_id == plan_id, Order.side == maker_side, Order.status == "open",
+               Order.auction_id.is_(None))  # type: ignore[union-attr]
+        .order_by(*priority)
+    )
+
+
+async def first_pages(session: AsyncSession, sides: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[Order]]:
+    """The first page `resting` reads, of many book sides ((listing, plan, maker side)) in one
+    statement: a batch touching every book would otherwise wait for one round trip each."""
+    if not sides:
+        return {}
+    union = sa.union_all(*(_resting_query(*side).limit(MAKERS_FIRST_PAGE) for side in sides))
+    pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
+    for order in (await session.execute(sa.select(Order).from_statement(union))).scalars():
+        pages[(order.listing_id, order.plan_id, order.side)].append(order)
+    for (_, _, side), page in pages.items():  # UNION ALL promises no order: priority again
+        page.sort(key=lambda o: (o.price if side == "sell" else -(o.price or 0), o.seq))
+    return pages
 
 
 async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], now: datetime) -> list[Order]:

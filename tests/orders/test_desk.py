@@ -74,6 +74,21 @@ async def batch_metrics(served: Served) -> dict[str, float]:
     return found
 
 
+async def in_one_batch(monkeypatch: pytest.MonkeyPatch, calls: list[Any]) -> list[httpx.Response]:
+    """Send the requests at once; the desk's batch waits for all of them, so that they meet in it."""
+    linger = desk.OrderDesk._linger
+
+    async def together(self: desk.OrderDesk) -> None:
+        for _ in range(2_000):
+            if len(self._waiting) >= len(calls):
+                return
+            await asyncio.sleep(0.001)
+        await linger(self)
+
+    monkeypatch.setattr(desk.OrderDesk, "_linger", together)
+    return list(await asyncio.gather(*calls))
+
+
 async def quota_listing(market: Market) -> dict[str, Any]:
     return await market.listing({"kind": "quota", "unit": "10,000 API calls", "reference_price": money(10_000)})
 
@@ -216,18 +231,7 @@ async def test_cancels_sent_with_orders_are_applied_before_them(
         served.client.delete(f"/v1/orders/{third_bid['id']}", headers={"Authorization": f"Bearer {api.operator_key}"}),  # alone, as an operator's
         served.order(market.vendor, listing, side="sell", type="limit", price=9_800, quantity=2, time_in_force="ioc"),  # meets the low bid
     ]
-    expected = len(calls)
-    linger = desk.OrderDesk._linger
-
-    async def together(self: desk.OrderDesk) -> None:  # the batch waits for all of them, so that they meet in it
-        for _ in range(2_000):
-            if len(self._waiting) >= expected:
-                return
-            await asyncio.sleep(0.001)
-        await linger(self)
-
-    monkeypatch.setattr(desk.OrderDesk, "_linger", together)
-    bought, ask_gone, high_gone, high_again, not_theirs, by_operator, sold = await asyncio.gather(*calls)
+    bought, ask_gone, high_gone, high_again, not_theirs, by_operator, sold = await in_one_batch(monkeypatch, calls)
 
     assert bought.status_code == 201 and bought.json()["fills"] == [] and bought.json()["status"] == "cancelled"
     assert ask_gone.status_code == 200, ask_gone.text
@@ -246,3 +250,20 @@ async def test_cancels_sent_with_orders_are_applied_before_them(
     assert (await market.balances(first_buyer))["escrow"] == held_before - released + contract["amount"] + contract["buyer_fee"]
     await market.verify_ledger()
     await market.fees_balance()
+
+
+async def test_a_batch_reads_past_the_first_page_of_a_book(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = await quota_listing(market)
+    buyers = [(await market.buyer(10**9))[1] for _ in range(3)]
+    for n in range(12):  # more asks than the first page the batch reads of every book at once
+        placed = await market.order(market.vendor, listing, side="sell", type="limit", price=9_900 + 10 * n, quantity=1, time_in_force="gtc")
+        assert placed.status_code == 201
+    calls = [served.order(key, listing, side="buy", type="limit", price=11_000, quantity=quantity, time_in_force="ioc")
+             for key, quantity in zip(buyers, (5, 4, 2), strict=True)]
+    responses = await in_one_batch(monkeypatch, calls)
+    fills = sorted((f["price"], f["quantity"]) for r in responses for f in r.json()["fills"])
+    assert fills == [(9_900 + 10 * n, 1) for n in range(11)], fills
+    assert (await batch_metrics(served))["exchange_order_batch_orders_sum"] == 3
+    book = (await api.request("GET", f"/v1/listings/{listing['id']}/book")).json()
+    assert [(level["price"], level["quantity"]) for level in book["asks"]] == [(10_010, 1)]
+    await market.verify_ledger()
