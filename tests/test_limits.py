@@ -3,6 +3,8 @@ size, page size."""
 
 from __future__ import annotations
 
+import pytest
+
 from exchange.settings import shipped_rules_dir
 from tests.conftest import MovableClock
 from tests.harness import Api
@@ -52,5 +54,33 @@ async def test_every_database_call_has_a_timeout(clean_database_url: str) -> Non
                 assert failed  # a statement running longer than the timeout is cancelled
             else:
                 assert (await session.execute(sa.text("PRAGMA busy_timeout"))).scalar_one() == 250
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_the_database_dropped_is_replaced_before_it_is_lent(clean_database_url: str) -> None:
+    """The pool checks each connection before lending it (in one round trip, `db._ping_once`): after
+    PostgreSQL ends a pooled connection (a restart, an operator's pg_terminate_backend), the next
+    transaction gets a new one instead of failing."""
+    import sqlalchemy as sa
+
+    from exchange.db import Database
+    from exchange.settings import Settings
+
+    db = Database(Settings(database_url=clean_database_url))
+    try:
+        async with db.read() as session:
+            first = (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        async with db.read() as session:
+            assert (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() == first  # pooled
+        other = Database(Settings(database_url=clean_database_url))
+        try:
+            async with other.write() as session:
+                assert (await session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})).scalar_one() is True
+        finally:
+            await other.dispose()
+        async with db.read() as session:
+            assert (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() != first
     finally:
         await db.dispose()
