@@ -28,6 +28,14 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
         return self.has("operator", "regulator")
 
 
+# Built once: every request with a key runs it (see store._ACTIVE_VERSION).
+_BY_KEY = (
+    sa.select(Participant, ApiKey.key_hash)
+    .join(ApiKey, ApiKey.participant_id == Participant.id)
+    .where(ApiKey.key_hash == sa.bindparam("digest"), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+)
+
+
 async def authenticate(session: AsyncSession, authorization: str | None) -> Caller | None:
     """None for an anonymous request; a wrong key is an error even where anonymous is fine,
     so a client with a typo learns it at once instead of seeing less."""
@@ -37,14 +45,7 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > KEY_LENGTH_MAX:
         raise NotAuthenticated("Send `Authorization: Bearer <API key>`.")
-    digest = key_hash(key)
-    row = (
-        await session.execute(
-            sa.select(Participant, ApiKey.key_hash)
-            .join(ApiKey, ApiKey.participant_id == Participant.id)
-            .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
-        )
-    ).first()
+    row = (await session.execute(_BY_KEY, {"digest": key_hash(key)})).first()
     if row is None or not key_matches(key, row[1]):
         raise NotAuthenticated("The API key is not valid.")
     participant: Participant = row[0]
