@@ -69,12 +69,28 @@ _hold_transfer = quota.hold_transfer
 _release_transfer = quota.release_transfer
 
 
+_BOOK_COLUMNS = ", ".join(column.name for column in Book.__table__.columns)  # type: ignore[attr-defined]
+# One statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
+# compiles a many-row VALUES statement afresh every time.
+_LOCK_BOOKS = sa.select(Book).from_statement(sa.text(f"""
+    INSERT INTO books (listing_id, status, seq, updated_at)
+    SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
+    ORDER BY listing_id
+    ON CONFLICT (listing_id) DO UPDATE SET seq = books.seq + excluded.seq, updated_at = excluded.updated_at
+    RETURNING {_BOOK_COLUMNS}
+""").bindparams(sa.bindparam("now", type_=Book.__table__.c.updated_at.type)).columns(*Book.__table__.columns))  # type: ignore[attr-defined]
+
+
 async def lock_books(session: AsyncSession, seqs: dict[str, int], now: datetime) -> dict[str, Book]:
     """`lock_book` for many books in one statement, taking `seqs[listing_id]` numbers of each.
     Rows are locked in listing order, as everywhere that takes several books."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    rows = [{"listing_id": listing_id, "status": "open", "seq": seqs[listing_id], "updated_at": now} for listing_id in sorted(seqs)]
-    statement = insert(Book).values(rows)
+    listing_ids = sorted(seqs)
+    if session.bind.dialect.name == "postgresql":
+        parameters = {"listing_ids": listing_ids, "seqs": [seqs[listing_id] for listing_id in listing_ids], "now": now}
+        result = await session.execute(_LOCK_BOOKS, parameters, execution_options={"populate_existing": True})
+        return {book.listing_id: book for book in result.scalars()}
+    rows = [{"listing_id": listing_id, "status": "open", "seq": seqs[listing_id], "updated_at": now} for listing_id in listing_ids]
+    statement = sqlite.insert(Book).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["listing_id"], set_={"seq": Book.seq + statement.excluded.seq, "updated_at": statement.excluded.updated_at}
     ).returning(Book)
@@ -324,14 +340,40 @@ def _resting_query(listing_id: str, plan_id: str, maker_side: str) -> sa.Select[
     )
 
 
+_ORDER_COLUMNS = ", ".join(f"o.{column.name}" for column in Order.__table__.columns)  # type: ignore[attr-defined]
+_FIRST_PAGE_OF = """
+    SELECT {columns} FROM unnest(CAST(:{side}_listings AS VARCHAR[]), CAST(:{side}_plans AS VARCHAR[])) AS wanted(listing_id, plan_id)
+    CROSS JOIN LATERAL (
+        SELECT * FROM orders
+        WHERE orders.listing_id = wanted.listing_id AND orders.plan_id = wanted.plan_id AND orders.side = '{side}'
+          AND orders.status = 'open' AND orders.auction_id IS NULL
+        ORDER BY orders.price {direction}, orders.seq ASC LIMIT :page
+    ) AS o"""
+# One statement shape for any set of book sides (PostgreSQL; each side's page read in its own
+# index order): a UNION of one SELECT per side was a new statement, compiled afresh, nearly
+# every batch.
+_FIRST_PAGES = sa.select(Order).from_statement(sa.text(
+    _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS, side="sell", direction="ASC") + "\nUNION ALL\n"
+    + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS, side="buy", direction="DESC")
+).columns(*Order.__table__.columns))  # type: ignore[attr-defined]
+
+
 async def first_pages(session: AsyncSession, sides: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[Order]]:
     """The first page `resting` reads, of many book sides ((listing, plan, maker side)) in one
     statement: a batch touching every book would otherwise wait for one round trip each."""
     if not sides:
         return {}
-    union = sa.union_all(*(_resting_query(*side).limit(MAKERS_FIRST_PAGE) for side in sides))
+    if session.bind.dialect.name == "postgresql":
+        parameters: dict[str, Any] = {"page": MAKERS_FIRST_PAGE}
+        for maker_side in ("sell", "buy"):
+            parameters[f"{maker_side}_listings"] = [listing_id for listing_id, _, side in sides if side == maker_side]
+            parameters[f"{maker_side}_plans"] = [plan_id for _, plan_id, side in sides if side == maker_side]
+        statement: Any = _FIRST_PAGES
+    else:
+        parameters = {}
+        statement = sa.select(Order).from_statement(sa.union_all(*(_resting_query(*side).limit(MAKERS_FIRST_PAGE) for side in sides)))
     pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
-    for order in (await session.execute(sa.select(Order).from_statement(union))).scalars():
+    for order in (await session.execute(statement, parameters)).scalars():
         pages[(order.listing_id, order.plan_id, order.side)].append(order)
     for (_, _, side), page in pages.items():  # UNION ALL promises no order: priority again
         page.sort(key=lambda o: (o.price if side == "sell" else -(o.price or 0), o.seq))

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, attributes
 
@@ -57,15 +57,29 @@ def _add(deltas: dict[tuple[str, datetime], int], contract: Contract, change: in
             deltas[(party, month)] += change
 
 
-def _upsert(dialect: str, deltas: dict[tuple[str, datetime], int]) -> sa.Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = [{"participant_id": party, "month_start": month, "amount": change} for (party, month), change in sorted(deltas.items())]
-    # One multi-row statement (executemany with ON CONFLICT is not portable across drivers);
-    # the rows are distinct and sorted, so concurrent flushes lock them in the same order.
-    statement = insert(_VOLUMES).values(rows)
+# PostgreSQL: one statement shape for any number of rows (arrays), compiled once; a many-row
+# VALUES statement is compiled afresh every time.
+_UPSERT_PG = sa.text("""
+    INSERT INTO monthly_volumes (participant_id, month_start, amount)
+    SELECT participant_id, month_start, amount
+    FROM unnest(CAST(:parties AS VARCHAR[]), CAST(:months AS TIMESTAMPTZ[]), CAST(:amounts AS BIGINT[])) AS given(participant_id, month_start, amount)
+    ORDER BY participant_id, month_start
+    ON CONFLICT (participant_id, month_start) DO UPDATE SET amount = monthly_volumes.amount + excluded.amount
+""")
+
+
+def _upsert(dialect: str, deltas: dict[tuple[str, datetime], int]) -> tuple[sa.Executable, dict[str, Any]]:
+    # One statement (executemany with ON CONFLICT is not portable across drivers); the rows are
+    # distinct and sorted, so concurrent flushes lock them in the same order.
+    ordered = sorted(deltas.items())
+    if dialect == "postgresql":
+        return _UPSERT_PG, {"parties": [party for (party, _), _ in ordered], "months": [month for (_, month), _ in ordered],
+                            "amounts": [change for _, change in ordered]}
+    rows = [{"participant_id": party, "month_start": month, "amount": change} for (party, month), change in ordered]
+    statement = sqlite.insert(_VOLUMES).values(rows)
     return statement.on_conflict_do_update(
         index_elements=["participant_id", "month_start"], set_={"amount": _VOLUMES.c.amount + statement.excluded.amount}
-    )
+    ), {}
 
 
 @event.listens_for(Session, "before_flush")
@@ -76,7 +90,7 @@ def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
             after = 0 if contract in session.deleted else counted(contract.amount, contract.status)
             _add(deltas, contract, after - _before(contract))
     if deltas:
-        session.connection().execute(_upsert(session.get_bind().dialect.name, deltas))
+        session.connection().execute(*_upsert(session.get_bind().dialect.name, deltas))
 
 
 async def count_inserted(session: AsyncSession, contracts: list[Contract]) -> None:
@@ -86,4 +100,4 @@ async def count_inserted(session: AsyncSession, contracts: list[Contract]) -> No
     for contract in contracts:
         _add(deltas, contract, counted(contract.amount, contract.status))
     if deltas:
-        await session.execute(_upsert(session.bind.dialect.name, deltas))
+        await session.execute(*_upsert(session.bind.dialect.name, deltas))
