@@ -39,9 +39,11 @@ class Terms:
     def __init__(
         self, *, listing: Any, revision_content: dict[str, Any], plan: dict[str, Any], buyer_id: str, vendor_id: str,
         order_id: str | None, quantity: int, unit_price: int, amount: int, buyer_fee: int, vendor_fee: int,
-        currency: str, purpose: str | None, rules_hash: str,
+        currency: str, purpose: str | None, rules_hash: str, listing_sha256: str | None = None,
     ) -> None:
         self.listing = listing
+        self.listing_sha256 = listing_sha256
+        """The hash of `revision_content`, when the caller has it (a book signs many contracts of one revision)."""
         self.revision_content = revision_content
         self.plan = plan
         self.buyer_id = buyer_id
@@ -105,7 +107,7 @@ def build(
         "revision": terms.listing.revision,
         "category": terms.listing.category,
         "grade": terms.listing.grade,
-        "listing_sha256": sha256_hex(terms.revision_content),
+        "listing_sha256": terms.listing_sha256 or sha256_hex(terms.revision_content),
         "title": terms.revision_content.get("title"),
         "plan": terms.plan,
         "buyer_id": terms.buyer_id,

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from exchange.core.canonical import sha256_hex
 from exchange.core.errors import RuleViolated
 from exchange.core.ids import new_id
 from exchange.orders import contracts, matching
@@ -94,9 +95,11 @@ class Market:
     band: tuple[int, int] = field(init=False)
     tiered: tuple[bool, bool] = field(init=False)
     currency: str = field(init=False)
+    listing_sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
         reference, self.currency = money(self.plan, "reference_price")
+        self.listing_sha256 = sha256_hex(self.listing.content)  # once: every contract formed here names it
         self.band = trading.price_band(self.rules.rulebook, reference)
         # Makers go in without the band: a rule change may have narrowed it under resting orders.
         self.book = matching.Book(band=None, self_trade=trading.self_trade_policy(self.rules.rulebook))
@@ -175,7 +178,7 @@ def trade(market: Market, order: Order) -> Traded:
         terms = contracts.Terms(
             listing=listing, revision_content=listing.content, plan=market.plan, buyer_id=buy.participant_id, vendor_id=sell.participant_id,
             order_id=buy.id, quantity=fill.quantity, unit_price=fill.price, amount=amount, buyer_fee=buyer_fee, vendor_fee=vendor_fee,
-            currency=market.currency, purpose=buy.purpose, rules_hash=rules.hash,
+            currency=market.currency, purpose=buy.purpose, rules_hash=rules.hash, listing_sha256=market.listing_sha256,
         )
         contract, holds = contracts.build(terms, market.signer, confirm_window=confirm_window, now=now)
         for party in {buy.participant_id, sell.participant_id}:  # as `volumes` counts a contract: once per party
