@@ -15,14 +15,17 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from exchange.app import create_app
+from exchange.core.canonical import sha256_hex
 from exchange.db import Database
 from exchange.orders import desk, matching, surveillance
 from exchange.rulebook import store
 from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
+from exchange.tables import Contract, Listing
 from tests.conftest import MovableClock
 from tests.harness import Api
 from tests.orders.conftest import Market, money
@@ -135,6 +138,11 @@ async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: M
             alone = await surveillance.price_window(session, rules, listing["id"], clock.now)
             assert alone.count > 1 and await surveillance.price_windows(session, rules, [listing["id"], "lst_none"], clock.now) == {
                 listing["id"]: alone, "lst_none": surveillance.PriceWindow()}
+            # Every contract names the listing revision it was formed on (hashed once per book, not per contract).
+            stored = await session.get(Listing, listing["id"])
+            assert stored is not None
+            names = {c.content["listing_sha256"] for c in (await session.execute(sa.select(Contract).where(Contract.listing_id == listing["id"]))).scalars()}
+            assert names == {sha256_hex(stored.content)}
     finally:
         await db.dispose()
     counts = await batch_metrics(served)
