@@ -139,10 +139,14 @@ async def refuse_hostile_input(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(str(error)) from None
     except (RecursionError, UnicodeDecodeError) as error:
         raise ValidationException("JSON is malformed: " + ("nested too deeply" if isinstance(error, RecursionError) else "not valid UTF-8")) from None
-    try:
-        json.loads(body, object_pairs_hook=_unique_members)
-    except (RecursionError, json.JSONDecodeError) as error:  # where the two parsers' limits differ
-        raise ValidationException(f"JSON is malformed: {'nested too deeply' if isinstance(error, RecursionError) else error}") from None
+    members, depth = _shape(decoded)
+    if members != len(_MEMBER_NAME.findall(body)) or depth > _SHALLOW:
+        # A member named twice (or only a string that looks like a member name), or deep
+        # nesting: the standard parser, which sees every pair and has its own depth limit, decides.
+        try:
+            json.loads(body, object_pairs_hook=_unique_members)
+        except (RecursionError, json.JSONDecodeError) as error:  # where the two parsers' limits differ
+            raise ValidationException(f"JSON is malformed: {'nested too deeply' if isinstance(error, RecursionError) else error}") from None
     _refuse_not_text(decoded)
     try:
         msgspec.convert(decoded, data.annotation, strict=True)
@@ -166,6 +170,27 @@ def _refuse_not_text(decoded: Any) -> None:
             stack += [(f"{where}[{index}]", item) for index, item in enumerate(value)]
         if isinstance(value, str) and (found := _NOT_TEXT.search(value)):
             _refuse(where or "data", "contains the character U+0000" if found.group() == "\x00" else "contains a lone surrogate, which is not text")
+
+
+_MEMBER_NAME = re.compile(rb'"\s*:')
+"""Where a member name ends: every member has one, and so may a string holding `":`, never fewer."""
+_SHALLOW = 32
+
+
+def _shape(decoded: Any) -> tuple[int, int]:
+    """The members of every object in `decoded` (a name given twice counts once) and its depth.
+    When the members equal the raw body's member-name endings, no name was given twice."""
+    members = depth = 0
+    stack: list[tuple[Any, int]] = [(decoded, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            members += len(value)
+            stack += [(item, level + 1) for item in value.values()]
+        elif isinstance(value, list):
+            stack += [(item, level + 1) for item in value]
+        depth = max(depth, level)
+    return members, depth
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
