@@ -385,7 +385,10 @@ class Order(SQLModel, table=True):
 
 class Trade(SQLModel, table=True):
     __tablename__ = "trades"
-    __table_args__ = (sa.Index("ix_trades_listing_at", "listing_id", "at"),)  # the circuit breaker's window
+    __table_args__ = (
+        sa.Index("ix_trades_listing_at", "listing_id", "at"),  # the circuit breaker's window
+        sa.Index("ix_trades_listing_seq", "listing_id", "seq"),  # a book's trades since the order desk last looked
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)

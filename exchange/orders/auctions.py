@@ -101,7 +101,9 @@ async def close(session: AsyncSession, ledger: Ledger, rules: ActiveRules, aucti
         raise NotFound(f"No auction {auction_id!r}.")
     if caller is not None and not (caller.id == row.vendor_id or caller.has("operator")):
         raise Forbidden("Only the vendor or an operator closes an auction.")
-    await lock_book(session, row.listing_id, now)
+    # The close takes the book's next number for its trades, as every trade does: a book's
+    # trades are numbered in the order they are made (the order desk's windows rely on it).
+    book = await lock_book(session, row.listing_id, now, next_seq=True)
     await session.refresh(row)
     if row.status != "open":
         raise InvalidTransition(f"Auction {row.id} is {row.status}.")
@@ -130,7 +132,7 @@ async def close(session: AsyncSession, ledger: Ledger, rules: ActiveRules, aucti
         )
         contract, contract_holds = await contracts.create(session, ledger, terms, confirm_window=trading.settlement_windows(rules.rulebook)[0], now=now)
         holds.extend(contract_holds)
-        session.add(Trade(id=new_id("trd"), listing_id=row.listing_id, contract_id=contract.id, buy_order_id=order.id, price=result.price, quantity=won, seq=order.seq, at=now))
+        session.add(Trade(id=new_id("trd"), listing_id=row.listing_id, contract_id=contract.id, buy_order_id=order.id, price=result.price, quantity=won, seq=book.seq, at=now))
         order.remaining = order.quantity - won
         order.status, order.reason = "won", f"won {won} licence(s) at {result.price} fen"
     for bid_id in result.losers:

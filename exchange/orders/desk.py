@@ -37,6 +37,7 @@ from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
 from exchange.orders import quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
+from exchange.orders.windows import TradeWindows
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
@@ -91,6 +92,7 @@ class OrderDesk:
         self._waiting: list[Ticket | Cancel] = []
         self._running: asyncio.Task[None] | None = None
         self._recent_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
+        self._windows = TradeWindows()  # the circuit breaker's windows, brought up to date by each batch
         self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
 
     async def place(self, ticket: Ticket | Cancel) -> Any:
@@ -229,7 +231,8 @@ class OrderDesk:
             }
             signer = await exchange.ledger.active_signer(session, now)
             markets = await self._markets(session, rules, placing, signer, now)
-            windows = await surveillance.price_windows(session, rules, sorted(per_book), now)
+            before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
+            windows = await surveillance.cached_windows(session, self._windows, rules, before, now)
 
             # The batch's new rows, inserted together at the end (their final state: an order
             # placed here may be filled by a later one); resting orders read from the database

@@ -4,7 +4,9 @@ moves too far too fast is halted (熔断) until an operator resumes it."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 import sqlalchemy as sa
@@ -14,6 +16,9 @@ from exchange.orders.schemas import CategoryConcentration, ConcentrationOut, Hol
 from exchange.rulebook.evaluate import Violation
 from exchange.rulebook.store import ActiveRules
 from exchange.tables import Book, Contract, Listing, Trade
+
+if TYPE_CHECKING:
+    from exchange.orders.windows import NewTrade, TradeWindows
 
 LICENCE_KINDS = ("fixed", "free", "subscription", "auction", "negotiated")
 TOP_HOLDERS = 10
@@ -92,6 +97,43 @@ async def price_windows(session: AsyncSession, rules: ActiveRules, listing_ids: 
     for listing_id, low, high, count, _ in ranges:
         windows[listing_id] = PriceWindow(first=first_price[listing_id][1], low=int(low), high=int(high), count=int(count))
     return windows
+
+
+_WINDOW_TRADE = (Trade.listing_id, Trade.id, Trade.seq, Trade.price, Trade.at)  # type: ignore[var-annotated]
+_WHOLE_WINDOWS = sa.text(
+    "SELECT listing_id, id, seq, price, at FROM trades WHERE listing_id = ANY(CAST(:listing_ids AS VARCHAR[])) AND at >= :since"
+).bindparams(sa.bindparam("since", type_=Trade.__table__.c.at.type)).columns(*(c.expression for c in _WINDOW_TRADE))  # type: ignore[attr-defined]
+_NEWER_TRADES = sa.text("""
+    SELECT t.listing_id, t.id, t.seq, t.price, t.at
+    FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:after AS BIGINT[])) AS seen(listing_id, after)
+    JOIN trades t ON t.listing_id = seen.listing_id AND t.seq > seen.after
+    WHERE t.at >= :since
+""").bindparams(sa.bindparam("since", type_=Trade.__table__.c.at.type)).columns(*(c.expression for c in _WINDOW_TRADE))  # type: ignore[attr-defined]
+
+
+async def cached_windows(
+    session: AsyncSession, kept: TradeWindows, rules: ActiveRules, numbered_up_to: dict[str, int], now: datetime
+) -> dict[str, PriceWindow]:
+    """`price_windows`, from the windows `kept` in memory brought up to date (PostgreSQL). The
+    caller holds each book's lock, and `numbered_up_to[listing_id]` is the book's last sequence
+    number before its own orders: every trade numbered up to it is committed."""
+    since = now - timedelta(minutes=rules.rulebook.trading.surveillance.circuit_breaker_minutes)
+    seen = {listing_id: kept.watermark(listing_id, since) for listing_id in numbered_up_to}
+    whole = sorted(listing_id for listing_id, watermark in seen.items() if watermark is None)
+    newer = sorted(listing_id for listing_id, watermark in seen.items() if watermark is not None)
+    trades: dict[str, list[NewTrade]] = defaultdict(list)
+    if whole:
+        for listing_id, trade_id, seq, price, at in (await session.execute(_WHOLE_WINDOWS, {"listing_ids": whole, "since": since})).all():
+            trades[listing_id].append((trade_id, int(seq), int(price), at))
+    if newer:
+        parameters = {"listing_ids": newer, "after": [seen[listing_id] for listing_id in newer], "since": since}
+        for listing_id, trade_id, seq, price, at in (await session.execute(_NEWER_TRADES, parameters)).all():
+            trades[listing_id].append((trade_id, int(seq), int(price), at))
+    for listing_id in whole:
+        kept.reset(listing_id, since, numbered_up_to[listing_id], trades[listing_id])
+    for listing_id in newer:
+        kept.add(listing_id, numbered_up_to[listing_id], trades[listing_id])
+    return {listing_id: kept.window(listing_id, since) for listing_id in numbered_up_to}
 
 
 def breaker_reason(rules: ActiveRules, window: PriceWindow) -> str | None:

@@ -10,6 +10,7 @@ import random
 import re
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,11 +22,11 @@ import uvicorn
 from exchange.app import create_app
 from exchange.core.canonical import sha256_hex
 from exchange.db import Database
-from exchange.orders import desk, matching, surveillance
+from exchange.orders import desk, matching, surveillance, windows
 from exchange.rulebook import store
 from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
-from exchange.tables import Contract, Listing
+from exchange.tables import Book, Contract, Listing
 from tests.conftest import MovableClock
 from tests.harness import Api
 from tests.orders.conftest import Market, money
@@ -275,3 +276,49 @@ async def test_a_batch_reads_past_the_first_page_of_a_book(market: Market, api: 
     book = (await api.request("GET", f"/v1/listings/{listing['id']}/book")).json()
     assert [(level["price"], level["quantity"]) for level in book["asks"]] == [(10_010, 1)]
     await market.verify_ledger()
+
+
+async def test_the_windows_kept_in_memory_follow_trades_made_anywhere(market: Market, api: Api, clock: MovableClock) -> None:
+    """`surveillance.cached_windows` (the desk's) equals the scan of every trade (`price_windows`)
+    as trades are made by another process (here the test client's app), by an auction's close (its
+    trades take the book's next number, not the bids' old ones), and as trades leave the window."""
+    quota = await quota_listing(market)
+    auctioned = await market.listing({"kind": "auction", "reserve_price": money(100_000), "licences": 2},
+                                     licence={"purposes": ["research"], "duration_days": 365, "max_licences": 2})
+    opened = await api.request("POST", "/v1/auctions", market.vendor, json={
+        "listing_id": auctioned["id"], "plan_id": auctioned["plans"][0]["id"], "closes_at": (clock() + timedelta(hours=1)).isoformat()})
+    assert opened.status_code == 201, opened.text
+    for price in (300_000, 200_000, 150_000):
+        assert (await market.order((await market.buyer(1_000_000))[1], auctioned, price=price)).status_code == 201
+    _, buyer = await market.buyer(10**9)
+    kept = windows.TradeWindows()
+    db = Database(api.settings)
+
+    async def trade(prices: list[int]) -> None:
+        for price in prices:
+            assert (await market.order(market.vendor, quota, side="sell", type="limit", price=price, quantity=1, time_in_force="gtc")).status_code == 201
+            assert (await market.order(buyer, quota, side="buy", type="limit", price=price, quantity=1, time_in_force="ioc")).json()["fills"]
+
+    async def compared() -> dict[str, surveillance.PriceWindow]:
+        async with db.read() as session:
+            rules = await store.active(session, RulebookCache(), clock.now)
+            numbered = {listing["id"]: 0 for listing in (quota, auctioned)}
+            for book in (await session.execute(sa.select(Book).where(Book.listing_id.in_(sorted(numbered))))).scalars():  # type: ignore[attr-defined]
+                numbered[book.listing_id] = book.seq
+            cached = await surveillance.cached_windows(session, kept, rules, numbered, clock.now)
+            assert cached == await surveillance.price_windows(session, rules, sorted(numbered), clock.now)
+            return cached
+
+    try:
+        await trade([10_000, 10_100])
+        assert (await compared())[quota["id"]].count == 2
+        await trade([9_900])
+        assert (await compared())[quota["id"]] == surveillance.PriceWindow(first=10_000, low=9_900, high=10_100, count=3)
+        clock.advance(hours=1)
+        closed = await api.request("POST", f"/v1/auctions/{opened.json()['id']}/close", market.vendor)
+        assert closed.status_code == 200 and len(closed.json()["winners"]) == 2
+        assert (await compared())[auctioned["id"]].count == 2
+        await trade([10_200])
+        assert (await compared())[quota["id"]] == surveillance.PriceWindow(first=10_200, low=10_200, high=10_200, count=1)  # the rest left the window
+    finally:
+        await db.dispose()
