@@ -218,9 +218,8 @@ class OrderDesk:
                 return answers
 
             participants = sorted({p.caller.id for _, p in placing})
-            recent = dict((await session.execute(
-                service.recent_orders(now - timedelta(minutes=1)).where(Order.participant_id.in_(participants))  # type: ignore[attr-defined]
-            )).all())
+            # Counted up to the rule's limit: an order at it is refused, and goes alone for the full count.
+            recent = await service.recent_order_counts(session, participants, now - timedelta(minutes=1), rules.rulebook.trading.orders.rate_per_minute_max)
             accounts = {
                 account_id: int(balance)
                 for account_id, balance in (await session.execute(

@@ -322,3 +322,19 @@ async def test_the_windows_kept_in_memory_follow_trades_made_anywhere(market: Ma
         assert (await compared())[quota["id"]] == surveillance.PriceWindow(first=10_200, low=10_200, high=10_200, count=1)  # the rest left the window
     finally:
         await db.dispose()
+
+
+async def test_the_order_rate_rule_counts_orders_before_and_within_a_batch(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("rate_per_minute_max = 60", "rate_per_minute_max = 4")
+    assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "tight"})).status_code == 200
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    _, other = await market.buyer(10**9)
+    for _ in range(2):  # placed before the batch, by another process
+        assert (await market.order(buyer, listing, side="buy", type="limit", price=9_500, quantity=1, time_in_force="gtc")).status_code == 201
+    calls = [served.order(key, listing, side="buy", type="limit", price=9_500, quantity=1, time_in_force="gtc") for key in (buyer,) * 4 + (other,)]
+    responses = await in_one_batch(monkeypatch, calls)
+    assert sorted(r.status_code for r in responses[:4]) == [201, 201, 422, 422] and responses[4].status_code == 201
+    refused = [r.json() for r in responses[:4] if r.status_code == 422]
+    placed = [re.search(r"you placed (\d+) in the last minute", r["detail"]) for r in refused]
+    assert all(found and int(found.group(1)) >= 4 for found in placed), refused  # the batch's own orders counted too
