@@ -62,6 +62,7 @@ def suite() -> list[Bench]:
         Bench("startup", ["benchmarks/startup.py", "--orders", "100000"], ["benchmarks/startup.py", "--orders", "10000", "--starts", "1"]),
         Bench("merkle", ["benchmarks/merkle.py", "1000000"], ["benchmarks/merkle.py", "100000"]),
         Bench("usage", ["benchmarks/usage.py"], ["benchmarks/usage.py", "--records", "100000", "--bills", "20000"]),
+        Bench("statement", ["benchmarks/statement.py"], ["benchmarks/statement.py", "--count", "300"]),
     ]
 
 
