@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+# The standard library's base32 (RFC 4648's alphabet) does the arithmetic in C; a table turns
+# its digits into ours. Every order makes several ids, so this is on the order path.
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def _base32(number: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        number, remainder = divmod(number, 32)
-        chars.append(_ALPHABET[remainder])
-    return "".join(reversed(chars))
+    """`number` as `width` base-32 digits (at most 32: 160 bits)."""
+    return base64.b32encode(number.to_bytes(20, "big"))[32 - width :].translate(_FROM_RFC4648).decode()
 
 
 _last = [0, 0]  # the millisecond and randomness of this process's latest id
@@ -30,7 +31,7 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
         if millis <= _last[0] and _last[1] < _RANDOM_MAX:
             millis, randomness = _last[0], _last[1] + 1
         _last[0], _last[1] = millis, randomness
-    return f"{prefix}_{_base32(millis, 10)}{_base32(randomness, 16)}"
+    return f"{prefix}_{_base32(millis << 80 | randomness, 26)}"  # 10 digits of milliseconds, 16 of randomness
 
 
 def id_pattern(prefix: str) -> str:
