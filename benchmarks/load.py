@@ -15,8 +15,12 @@ neither drain nor pile up. Every order carries an Idempotency-Key (as clients th
 --no-idempotency-key leaves it out). Errors: any answer >= 400 (in the mixed load a 409 to a
 cancel that raced a fill is not one).
 
-Set-up (not timed): buyers with money, quota listings with deep sell books, and the
-per-participant limits lifted for the run (the run is one client population, not abuse).
+Set-up (not timed): buyers with money (--buyers, 32), quota listings with deep sell books, and the
+per-participant limits lifted for the run (the run is one client population, not abuse). With
+--order-rate rules the order-rate rule keeps its shipped limit (60 orders a minute per
+participant), as an exchange's would: spread the mixed load over enough buyers (say
+--buyers 2000) for none to reach it. The orders-only load's sells come from one vendor per book,
+so it needs the lifted limit.
 --serve and --recipe run on a PostgreSQL database of their own (exchange_bench_load), emptied first.
 
 --echo measures, in the same run and with the same generator, connections, duration and
@@ -94,20 +98,31 @@ class Api:
         return _decode(raw) if raw else None
 
 
-async def setup(host: str, port: int, operator: str) -> dict[str, Any]:
+async def setup(host: str, port: int, operator: str, buyer_count: int = BUYERS, order_rate: int | None = 100_000) -> dict[str, Any]:
+    """`order_rate`: the orders a minute one participant may place (None: the shipped rules'
+    limit, so that the load must spread over enough buyers, as an exchange's would)."""
     api = Api(host, port)
     trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8")
-    trading = (trading.replace("rate_per_minute_max = 60", "rate_per_minute_max = 100000")  # the rules' ceilings
-               .replace("requests_per_minute = 1200", "requests_per_minute = 1000000")
+    if order_rate is not None:
+        trading = trading.replace("rate_per_minute_max = 60", f"rate_per_minute_max = {order_rate}")
+    trading = (trading.replace("requests_per_minute = 1200", "requests_per_minute = 1000000")  # the rules' other ceilings
                .replace("circuit_breaker_bps = 1000", "circuit_breaker_bps = 100000")
                .replace("order_quantity_max = 10000", "order_quantity_max = 1000000"))
     await api.call("PUT", "/v1/rules", operator, {"files": {"trading.toml": trading}, "reason": "load test"})
-    buyers = []
-    for n in range(BUYERS):
-        buyer = await api.call("POST", "/v1/participants", operator, {"name": f"load buyer {n}", "roles": ["buyer"]})
-        await api.call("POST", "/v1/accounts/deposits", operator, {
-            "participant_id": buyer["id"], "amount": 10**13, "currency": "CNY", "rail": "bank", "reference": f"load-{uuid.uuid4()}"})
-        buyers.append(buyer["api_key"])
+
+    async def funded(numbers: range) -> list[str]:
+        own = Api(host, port)
+        keys = []
+        for n in numbers:
+            buyer = await own.call("POST", "/v1/participants", operator, {"name": f"load buyer {n}", "roles": ["buyer"]})
+            await own.call("POST", "/v1/accounts/deposits", operator, {
+                "participant_id": buyer["id"], "amount": 10**13, "currency": "CNY", "rail": "bank", "reference": f"load-{uuid.uuid4()}"})
+            keys.append(buyer["api_key"])
+        own.connection.close()
+        return keys
+
+    lanes = min(16, buyer_count)  # a thousand buyers one after another take minutes
+    buyers = [key for keys in await asyncio.gather(*(funded(range(lane, buyer_count, lanes)) for lane in range(lanes))) for key in keys]
     listings = []
     for n in range(LISTINGS):
         # A vendor per listing: only a listing's vendor sells on its book, and per-participant
@@ -194,8 +209,11 @@ async def load_exchange(url: str, operator: str, args: argparse.Namespace) -> St
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     started = time.perf_counter()
-    world = await setup(host, port, operator)
-    print(f"set-up: {BUYERS} funded buyers, {LISTINGS} quota listings with deep sell books ({time.perf_counter() - started:.1f} s, untimed)")
+    order_rate = None if args.order_rate == "rules" else int(args.order_rate)
+    world = await setup(host, port, operator, args.buyers, order_rate)
+    limit = "the shipped order-rate limit" if order_rate is None else f"order-rate limit {order_rate:,}/min"
+    print(f"set-up: {args.buyers:,} funded buyers ({limit}), {LISTINGS} quota listings with deep sell books "
+          f"({time.perf_counter() - started:.1f} s, untimed)")
     workload = (orders_only if args.orders_only else mixed)(host, world, not args.no_idempotency_key)
     return await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
 
@@ -226,7 +244,8 @@ def measure_echo(args: argparse.Namespace, workdir: Path) -> Stats:
 
 
 def size_text(args: argparse.Namespace, where: str) -> str:
-    return f"{args.concurrency} connections, {args.seconds:g} s, {LISTINGS} books, {where}"
+    buyers = "" if args.buyers == BUYERS and args.order_rate == "100000" else f", {args.buyers:,} buyers, order rate {args.order_rate}"
+    return f"{args.concurrency} connections, {args.seconds:g} s, {LISTINGS} books{buyers}, {where}"
 
 
 def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str, echo: Stats | None) -> None:
@@ -326,6 +345,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the measured seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="connections, one client each")
+    parser.add_argument("--buyers", type=int, default=BUYERS, help="funded buyers the orders are spread over")
+    parser.add_argument("--order-rate", default="100000",
+                        help="orders a minute one participant may place, or `rules` for the shipped limit (then give enough --buyers)")
     args = parser.parse_args()
     header()
     print(f"the load generator runs on the same {os.cpu_count()} cores as the server(s)")
