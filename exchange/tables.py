@@ -393,8 +393,8 @@ class Trade(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
     contract_id: str = Field(max_length=40)
-    buy_order_id: str = Field(max_length=40)
-    sell_order_id: str | None = Field(default=None, max_length=40)
+    buy_order_id: str = Field(max_length=40, index=True)  # an order's fills
+    sell_order_id: str | None = Field(default=None, max_length=40, index=True)
     price: int = _big()
     quantity: int = _big()
     seq: int = _big()
