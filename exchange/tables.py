@@ -350,6 +350,8 @@ class Order(SQLModel, table=True):
         # A taker reads the other side's resting orders in price-time priority, a page at a time.
         sa.Index("ix_orders_book", "listing_id", "plan_id", "side", "status", "price", "seq"),
         sa.Index("ix_orders_participant_created", "participant_id", "created_at"),
+        # Each process's sweep, every second: resting and pending orders past their lifetime.
+        sa.Index("ix_orders_status_expires", "status", "expires_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -423,7 +425,10 @@ class Auction(SQLModel, table=True):
 
 class Contract(SQLModel, table=True):
     __tablename__ = "contracts"
-    __table_args__ = (sa.Index("ix_contracts_status_confirm_by", "status", "confirm_by"),)
+    __table_args__ = (
+        sa.Index("ix_contracts_status_confirm_by", "status", "confirm_by"),
+        sa.Index("ix_contracts_plan_kind", "plan_kind", "id"),  # the sweep's metered contracts, in id order
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     listing_id: str = Field(foreign_key="listings.id", index=True, max_length=40)
