@@ -210,7 +210,9 @@ class OrderDesk:
             for _, p in placing:
                 per_book[p.listing.id] += 1
             books = await service.lock_books(session, per_book, now)
-            next_seq = {listing_id: books[listing_id].seq - count + 1 for listing_id, count in per_book.items()}
+            # Each book's last number before this batch: every trade numbered up to it is committed.
+            before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
+            next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
             journals, cancelled = self._cancel(await self._reread(session, cancelling), callers, cancels, rules, now, answers, taken)
             await self._answer_cancels(session, cancelled, answers)
             if not placing:
@@ -230,8 +232,8 @@ class OrderDesk:
             }
             signer = await exchange.ledger.active_signer(session, now)
             markets = await self._markets(session, rules, placing, signer, now)
-            before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
-            windows = await surveillance.cached_windows(session, self._windows, rules, before, now)
+            traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window
+            windows = await surveillance.cached_windows(session, self._windows, rules, {listing_id: number for listing_id, number in before.items() if listing_id in traded_on}, now)
 
             # The batch's new rows, inserted together at the end (their final state: an order
             # placed here may be filled by a later one); resting orders read from the database
@@ -338,12 +340,9 @@ class OrderDesk:
             if limited is not None:
                 answers[position] = limited
                 continue
-            release = quota.release_transfer(order, "cancelled")
+            release = service.cancelled(order, caller, now)
             if release is not None:
                 journals.append(JournalIn(transfers=[release]))
-            order.status = "cancelled"
-            order.reason = "cancelled by its owner"
-            order.updated_at = now
             cancelled[position] = order
         return journals, cancelled
 

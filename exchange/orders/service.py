@@ -459,15 +459,22 @@ async def cancel(session: AsyncSession, ledger: Ledger, caller: Caller, order_id
         from exchange.orders.auctions import ensure_bids_open
 
         await ensure_bids_open(session, order.auction_id, now)
-    release = _release_transfer(order, "cancelled")
+    release = cancelled(order, caller, now)
     if release is not None:
         await post_one(session, ledger, JournalIn(transfers=[release]), now)
-    order.status = "cancelled"
-    order.reason = "cancelled by its owner" if order.participant_id == caller.id else f"cancelled by operator {caller.id}"
-    order.updated_at = now
     session.add(order)
     await session.flush()
     return await to_out(session, order)
+
+
+def cancelled(order: Order, caller: Caller, now: datetime) -> Transfer | None:
+    """`order` cancelled by `caller` (checked already): the transfer giving its hold back, if any.
+    The single-order path and the order desk both cancel this way."""
+    release = _release_transfer(order, "cancelled")
+    order.status = "cancelled"
+    order.reason = "cancelled by its owner" if order.participant_id == caller.id else f"cancelled by operator {caller.id}"
+    order.updated_at = now
+    return release
 
 
 async def to_out(session: AsyncSession, order: Order) -> OrderOut:
