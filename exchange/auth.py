@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +30,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
         return self.has("operator", "regulator")
 
 
-# Built once: every request with a key runs it (see store._ACTIVE_VERSION).
-_BY_KEY = (
+# Built once: every request with a key runs it (see store.ACTIVE_VERSION).
+BY_KEY = (
     sa.select(Participant, ApiKey.key_hash)
     .join(ApiKey, ApiKey.participant_id == Participant.id)
     .where(ApiKey.key_hash == sa.bindparam("digest"), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
@@ -41,11 +43,22 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     so a client with a typo learns it at once instead of seeing less."""
     if authorization is None:
         return None
+    key = bearer_key(authorization)
+    row = (await session.execute(BY_KEY, {"digest": key_hash(key)})).first()
+    return caller_of(key, row)
+
+
+def bearer_key(authorization: str) -> str:
+    """The key of an `Authorization: Bearer <key>` header; refused when it is not one."""
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > KEY_LENGTH_MAX:
         raise NotAuthenticated("Send `Authorization: Bearer <API key>`.")
-    row = (await session.execute(_BY_KEY, {"digest": key_hash(key)})).first()
+    return key
+
+
+def caller_of(key: str, row: Any) -> Caller:
+    """The caller behind `key`, from the row its hash found (the participant, the stored hash)."""
     if row is None or not key_matches(key, row[1]):
         raise NotAuthenticated("The API key is not valid.")
     participant: Participant = row[0]

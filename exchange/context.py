@@ -14,11 +14,12 @@ from litestar import Request, Response
 from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange.auth import Caller, authenticate, require
+from exchange.auth import BY_KEY, Caller, bearer_key, caller_of, require
 from exchange.core import retry
 from exchange.core.canonical import canonical_bytes
 from exchange.core.errors import IdempotencyConflict, InvalidInput
 from exchange.db import Database, retrying
+from exchange.participants.keys import key_hash
 from exchange.ratelimit import RateLimiter, too_many
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
@@ -33,6 +34,10 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 IDEMPOTENCY_KEY_MAX = 200
 
+# The caller and the rule set in force, in one round trip: every request with a key needs both
+# (the rules for its rate limit), and a short read is mostly round trips.
+_CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery())
+
 # Declared once so every creating POST documents and reads the header the same way.
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
 
@@ -44,16 +49,19 @@ def utc_now() -> datetime:
 class Unit:
     """One request's unit of work: an open transaction, the caller, and the time it started."""
 
-    def __init__(self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime) -> None:
+    def __init__(
+        self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime, rules_version: int | None = None
+    ) -> None:
         self.exchange = exchange
         self.session = session
         self.caller = caller
         self.now = now
+        self._rules_version = rules_version
         self._rules: ActiveRules | None = None
 
     async def rules(self) -> ActiveRules:
         if self._rules is None:
-            self._rules = await store.active(self.session, self.exchange.rule_cache, self.now)
+            self._rules = await store.active(self.session, self.exchange.rule_cache, self.now, version=self._rules_version)
         return self._rules
 
 
@@ -77,9 +85,17 @@ class Exchange:
 
     @asynccontextmanager
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
-        async with (self.db.write() if write else self.db.read()) as session:
-            caller = await authenticate(session, request.headers.get("authorization"))
-            unit = Unit(self, session, caller, self.clock())
+        async with (self.db.write() if write else self.db.lookup()) as session:
+            now = self.clock()
+            caller, rules_version = None, None
+            authorization = request.headers.get("authorization")
+            if authorization is not None:
+                key = bearer_key(authorization)
+                row = (await session.execute(_CALLER_AND_RULES, {"digest": key_hash(key), "now": now})).first()
+                caller = caller_of(key, row)
+                assert row is not None
+                rules_version = row[2]  # None when no rule set is in force: rules() says so
+            unit = Unit(self, session, caller, now, rules_version)
             if caller is not None:
                 limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
                 wait = self.limiter.take(caller.id, limit, unit.now)

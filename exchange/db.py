@@ -4,7 +4,9 @@ block succeeds and rolls back on any error, so bad input never leaves a partial 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.util.concurrency import await_
 
 from exchange.core import retry
@@ -60,7 +63,6 @@ def make_engine(url: str, *, timeout_s: float = 10.0, immediate: bool = False) -
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         # JSONB columns (listing content, stored responses) read and written by msgspec: the
         # standard library's json was a visible share of the order desk's time.
         json_serializer=_json_text,
@@ -73,23 +75,39 @@ def make_engine(url: str, *, timeout_s: float = 10.0, immediate: bool = False) -
             "server_settings": {"statement_timeout": str(timeout_ms), "timezone": "UTC"},
         },
     )
-    engine.dialect.do_ping = _ping_once  # type: ignore[method-assign]
+    event.listen(engine.sync_engine, "connect", _mark_idle)
+    event.listen(engine.sync_engine, "checkin", _mark_idle)
+    event.listen(engine.sync_engine, "checkout", _check_alive)
     return engine
 
 
-def _ping_once(dbapi_connection: Any) -> bool:
-    """The pool's check of a connection before lending it, in one round trip. SQLAlchemy's
-    asyncpg ping wraps `;` in BEGIN and ROLLBACK (for pgbouncer's transaction mode, which we do
-    not use): three round trips before every transaction, the most a short read costs."""
+PING_AFTER_IDLE_S = 0.5
+"""A pooled connection idle longer than this is pinged before it is lent (HikariCP's bypass
+window, with its default). One used more recently is not: under load that ping was a round trip
+before every transaction, a sixth of a short read's."""
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _check_alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Before the pool lends a connection: one that PostgreSQL ended (a restart, an operator's
+    pg_terminate_backend) is replaced. asyncpg notices a closed socket by itself, so that check
+    costs nothing; a connection idle for a while also answers a one-round-trip ping (a peer
+    gone without closing the socket shows only then)."""
     connection = getattr(dbapi_connection, "_connection", None)
     if connection is None or not hasattr(dbapi_connection, "_handle_exception"):
-        dbapi_connection.ping()  # an adapter we do not know: its own way
-        return True
+        dbapi_connection.ping()  # an adapter we do not know: its own way, every time
+        return
+    if connection.is_closed():
+        raise sa.exc.DisconnectionError("the database closed this connection")
+    if time.monotonic() - record.info.get("idle_since", -math.inf) <= PING_AFTER_IDLE_S:
+        return
     try:
         await_(connection.fetchrow(";"))
     except Exception as error:
-        dbapi_connection._handle_exception(error)  # as the DBAPI error the pool recognises as a disconnect
-    return True
+        raise sa.exc.DisconnectionError(f"the connection failed its ping: {error!r}") from error
 
 
 def _json_text(value: Any) -> str:
@@ -108,6 +126,12 @@ class Database:
             if self.dialect == "sqlite"
             else self.reader
         )
+        # Lookups (a request that only reads) run without BEGIN and COMMIT on PostgreSQL: at READ
+        # COMMITTED each statement sees its own snapshot inside a transaction too, so the two round
+        # trips bought nothing. SQLite keeps its read transaction (one snapshot, and no round trips).
+        self.lookups = (
+            self.reader if self.dialect == "sqlite" else self.reader.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self.writers = asyncio.Semaphore(settings.write_concurrency)
 
     @asynccontextmanager
@@ -122,10 +146,34 @@ class Database:
             async with session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A session for a request that only reads: statements that would write are refused."""
+        async with AsyncSession(self.lookups, expire_on_commit=False, sync_session_class=ReadOnlySession) as session:
+            async with session.begin():
+                yield session
+
     async def dispose(self) -> None:
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
+
+
+class ReadOnlySession(Session):
+    """A lookup's session: on PostgreSQL each statement commits by itself, so a write here
+    would not roll back with the request. Refuse it instead (a programming error, never input)."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _no_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a lookup may not write: open the unit with write=True")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _no_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise RuntimeError("a lookup may not write: open the unit with write=True")
 
 
 async def retrying(

@@ -60,9 +60,11 @@ async def test_every_database_call_has_a_timeout(clean_database_url: str) -> Non
 
 @pytest.mark.postgres_only
 async def test_a_connection_the_database_dropped_is_replaced_before_it_is_lent(clean_database_url: str) -> None:
-    """The pool checks each connection before lending it (in one round trip, `db._ping_once`): after
-    PostgreSQL ends a pooled connection (a restart, an operator's pg_terminate_backend), the next
-    transaction gets a new one instead of failing."""
+    """After PostgreSQL ends a pooled connection (a restart, an operator's pg_terminate_backend),
+    the next transaction gets a new one instead of failing, even when the old one was in use a
+    moment ago (inside the window where the pool skips its ping: asyncpg saw the socket close)."""
+    import asyncio
+
     import sqlalchemy as sa
 
     from exchange.db import Database
@@ -72,15 +74,51 @@ async def test_a_connection_the_database_dropped_is_replaced_before_it_is_lent(c
     try:
         async with db.read() as session:
             first = (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-        async with db.read() as session:
+        async with db.lookup() as session:
             assert (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() == first  # pooled
         other = Database(Settings(database_url=clean_database_url))
         try:
             async with other.write() as session:
                 assert (await session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})).scalar_one() is True
+            for _ in range(100):  # until the backend has gone, so its socket has closed
+                async with other.read() as session:
+                    gone = (await session.execute(sa.text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"), {"pid": first})).scalar_one()
+                if gone:
+                    break
+                await asyncio.sleep(0.01)
         finally:
             await other.dispose()
         async with db.read() as session:
             assert (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() != first
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_idle_past_the_window_is_pinged_before_it_is_lent(clean_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load a connection goes straight back out, unpinged (the ping was a round trip before
+    every transaction); one idle longer than `PING_AFTER_IDLE_S` answers a ping first, which is
+    how a peer that vanished without closing the socket shows."""
+    import sqlalchemy as sa
+
+    from exchange import db as db_module
+    from exchange.db import Database
+    from exchange.settings import Settings
+
+    db = Database(Settings(database_url=clean_database_url))
+    sent: list[str] = []
+    try:
+        async with db.read() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            raw.driver_connection.add_query_logger(lambda record: sent.append(record.query))
+        async with db.lookup() as session:
+            await session.execute(sa.text("SELECT 1"))
+        assert ";" not in sent  # used a moment ago: lent without a ping
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
+        sent.clear()
+        async with db.lookup() as session:
+            await session.execute(sa.text("SELECT 1"))
+        assert sent[0] == ";" and sent.count(";") == 1  # idle past the window: one ping, then the statement
+        assert not any(query.upper().startswith(("BEGIN", "COMMIT")) for query in sent)  # a lookup has no transaction to open
     finally:
         await db.dispose()

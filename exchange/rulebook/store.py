@@ -44,7 +44,7 @@ class RulebookCache:
 
 # Built once: every request asks it (for its rate limit), and building and keying a statement
 # costs SQLAlchemy about as much as running it.
-_ACTIVE_VERSION = (
+ACTIVE_VERSION = (
     sa.select(RuleSet.version)
     .where(RuleSet.effective_at <= sa.bindparam("now"))  # type: ignore[arg-type]
     .order_by(RuleSet.version.desc())  # type: ignore[attr-defined]
@@ -52,8 +52,10 @@ _ACTIVE_VERSION = (
 )
 
 
-async def active(session: AsyncSession, cache: RulebookCache, now: datetime) -> ActiveRules:
-    version = (await session.execute(_ACTIVE_VERSION, {"now": now})).scalar_one_or_none()
+async def active(session: AsyncSession, cache: RulebookCache, now: datetime, *, version: int | None = None) -> ActiveRules:
+    """The rule set in force at `now`; `version` when the caller already read which one it is."""
+    if version is None:
+        version = (await session.execute(ACTIVE_VERSION, {"now": now})).scalar_one_or_none()
     if version is None:
         raise NotFound("No rule set is in force; run `exchange migrate` and start the server once.")
     cached = cache.get(version)
