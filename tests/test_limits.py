@@ -122,3 +122,32 @@ async def test_a_connection_idle_past_the_window_is_pinged_before_it_is_lent(cle
         assert not any(query.upper().startswith(("BEGIN", "COMMIT")) for query in sent)  # a lookup has no transaction to open
     finally:
         await db.dispose()
+
+
+async def test_a_lookup_refuses_to_write_and_leaves_nothing_behind(clean_database_url: str) -> None:
+    """A request that only reads runs in a lookup (on PostgreSQL without a transaction, so each
+    statement would commit by itself): a write there is a programming error, refused before it
+    reaches the database, whether flushed from the session or issued as a statement."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from exchange.db import Database
+    from exchange.settings import Settings
+    from exchange.tables import Participant
+
+    db = Database(Settings(database_url=clean_database_url))
+    row = {"id": "par_lookup_write", "name": "written in a lookup", "roles": ["buyer"], "qualifications": [], "status": "active",
+           "created_at": datetime(2026, 12, 4, tzinfo=UTC)}
+    try:
+        with pytest.raises(RuntimeError, match="may not write"):
+            async with db.lookup() as session:
+                session.add(Participant(**row))
+                await session.flush()
+        with pytest.raises(RuntimeError, match="may not write"):
+            async with db.lookup() as session:
+                await session.execute(sa.insert(Participant).values(**row))
+        async with db.lookup() as session:
+            assert (await session.get(Participant, "par_lookup_write")) is None
+    finally:
+        await db.dispose()
