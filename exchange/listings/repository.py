@@ -179,9 +179,17 @@ def _fts5_match(query: Query) -> Any:
     return sa.text("listing_search_fts MATCH :match").bindparams(match=query.fts5())
 
 
+# Type instances made once: SQLAlchemy keys its statement cache on them, and a fresh instance
+# per search cost more to key (an inspection of its class) than the rest of the statement.
+_TSQUERY = postgresql.TSQUERY()
+_TEXT = sa.Text()
+_TEXT_ARRAY = postgresql.ARRAY(_TEXT)
+_UTC_DATETIME = UTCDateTime()
+
+
 def _tsquery(query: Query) -> Any:
     # The query is already lexemes: cast its text form, no text-search parser involved.
-    return sa.cast(sa.literal(query.tsquery()), postgresql.TSQUERY)
+    return sa.cast(sa.literal(query.tsquery(), _TEXT), _TSQUERY)
 
 
 _DOCUMENTS = sa.table("listing_search", sa.column("id"), sa.column("listing_id"), sa.column("tokens"))
@@ -327,7 +335,7 @@ async def _page(
     if cursor is not None:
         value = cursor.value
         if sort == "newest":
-            value = sa.literal(msgspec.convert(value, datetime), UTCDateTime())
+            value = sa.literal(msgspec.convert(value, datetime), _UTC_DATETIME)
         after, before = sa.tuple_(sort_key, Listing.id), sa.tuple_(value, cursor.id)
         conditions.append(after < before if descending else after > before)
     ordering = [sort_key.desc(), Listing.id.desc()] if descending else [sort_key.asc(), Listing.id.asc()]  # type: ignore[attr-defined]
@@ -367,5 +375,5 @@ def _pg_rank(query: Query, tokens: Any, ts: Any, words: list[str] | None = None)
     one constant instead of one ts_rank per match, the same value (and cursor) either way."""
     if query.prefixes and words is None:
         return sa.func.ts_rank(tokens, ts)
-    own = sa.func.array_to_tsvector(sa.cast(sa.literal(sorted({*query.exact, *(words or [])})), postgresql.ARRAY(sa.Text)))
+    own = sa.func.array_to_tsvector(sa.cast(sa.literal(sorted({*query.exact, *(words or [])}), _TEXT_ARRAY), _TEXT_ARRAY))
     return sa.func.ts_rank(own, ts)
