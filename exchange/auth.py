@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.core.errors import Forbidden, NotAuthenticated, ParticipantSuspended
@@ -77,9 +78,22 @@ def _caller(participant: Participant) -> Caller:
     )
 
 
-async def active_callers(session: AsyncSession, authorizations: set[str]) -> dict[str, Caller]:
+# Every active key among many, by hash (PostgreSQL: the order desk's, which runs only there).
+_CALLERS = (
+    sa.select(Participant.id, Participant.name, Participant.roles, Participant.qualifications, Participant.sponsor_id,  # type: ignore[call-overload]
+              Participant.status, ApiKey.key_hash)
+    .join(ApiKey, ApiKey.participant_id == Participant.id)
+    .where(ApiKey.key_hash == sa.any_(sa.bindparam("digests", type_=postgresql.ARRAY(sa.Text()))), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+)
+
+
+async def active_callers(
+    session: AsyncSession, authorizations: set[str], *also: Any, params: dict[str, Any] | None = None
+) -> tuple[dict[str, Caller], tuple[Any, ...] | None]:
     """The active participants behind many `Authorization` headers, in one query; a header
-    that `authenticate` would refuse is left out (its request goes that way for its error)."""
+    that `authenticate` would refuse is left out (its request goes that way for its error).
+    `also`: scalar subqueries read in the same round trip (`params` binds theirs), their values
+    second (None when no key was found)."""
     keys: dict[str, str] = {}  # key hash -> header
     for authorization in authorizations:
         scheme, _, key = authorization.partition(" ")
@@ -87,18 +101,16 @@ async def active_callers(session: AsyncSession, authorizations: set[str]) -> dic
         if scheme.lower() == "bearer" and key and len(key) <= KEY_LENGTH_MAX:
             keys[key_hash(key)] = authorization
     if not keys:
-        return {}
-    rows = await session.execute(
-        sa.select(Participant, ApiKey.key_hash)
-        .join(ApiKey, ApiKey.participant_id == Participant.id)
-        .where(ApiKey.key_hash.in_(sorted(keys)), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr, attr-defined]
-    )
+        return {}, None
+    rows = (await session.execute(_CALLERS.add_columns(*also) if also else _CALLERS, {"digests": sorted(keys), **(params or {})})).all()
     found: dict[str, Caller] = {}
-    for participant, stored_hash in rows.all():
+    for row in rows:
+        participant_id, name, roles, qualifications, sponsor_id, status, stored_hash = row[:7]
         authorization = keys[stored_hash]
-        if participant.status == "active" and key_matches(authorization.partition(" ")[2].strip(), stored_hash):
-            found[authorization] = _caller(participant)
-    return found
+        if status == "active" and key_matches(authorization.partition(" ")[2].strip(), stored_hash):
+            found[authorization] = Caller(id=participant_id, name=name, roles=frozenset(roles), qualifications=frozenset(qualifications),
+                                          sponsor_id=sponsor_id)
+    return found, (tuple(rows[0][7:]) if rows else None)
 
 
 def require(caller: Caller | None, *roles: str) -> Caller:

@@ -41,6 +41,7 @@ from exchange.orders.windows import TradeWindows
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
+from exchange.settlement.ledger import ACTIVE_KEY_ID
 from exchange.settlement.service import JournalIn, Posted, post_journals
 from exchange.tables import Account, Contract, IdempotencyRecord, Listing, Order, Trade, insert_rows, new_row
 
@@ -52,6 +53,15 @@ LINGER_QUIET_STEPS = 2
 RECENT_BATCHES = 8
 ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
+
+
+# Read with the batch's callers: the rule set in force, whether a shadow set is judging, and the
+# signing key (see active_callers).
+_BATCH_FACTS = (
+    store.ACTIVE_VERSION.scalar_subquery(),
+    shadow.RUNNING.exists(),
+    ACTIVE_KEY_ID.scalar_subquery(),
+)
 
 
 @dataclass
@@ -161,10 +171,16 @@ class OrderDesk:
         now = exchange.clock()
         answers: list[Answer] = [ALONE] * len(batch)
         async with exchange.db.write() as session:
-            callers = await active_callers(session, {t.authorization for t in batch if t.authorization is not None})
-            rules = await store.active(session, exchange.rule_cache, now)
-            if await shadow.current(session) is not None:
+            # The callers, with what the whole batch needs besides, in one round trip.
+            callers, found = await active_callers(
+                session, {t.authorization for t in batch if t.authorization is not None}, *_BATCH_FACTS, params={"now": now}
+            )
+            if found is None:
+                return answers  # nobody the batch could serve: each request gets its refusal alone
+            rules_version, shadowing, signing_key_id = found
+            if shadowing:
                 return answers  # a shadow set judges every order: the single-order path records it
+            rules = await store.active(session, exchange.rule_cache, now, version=rules_version)
 
             cancels = [(position, t) for position, t in enumerate(batch) if isinstance(t, Cancel)]
             tickets = [(position, t) for position, t in enumerate(batch) if isinstance(t, Ticket)]
@@ -230,7 +246,7 @@ class OrderDesk:
                     })))  # type: ignore[attr-defined]
                 )).all()
             }
-            signer = await exchange.ledger.active_signer(session, now)
+            signer = await exchange.ledger.signer_for(session, signing_key_id, now)
             markets = await self._markets(session, rules, placing, signer, now)
             traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window
             windows = await surveillance.cached_windows(session, self._windows, rules, {listing_id: number for listing_id, number in before.items() if listing_id in traded_on}, now)

@@ -33,6 +33,10 @@ def _rulebook(row: RuleShadow) -> Rulebook:
     return _decoded[row.hash]
 
 
+RUNNING = sa.select(RuleShadow.id).where(RuleShadow.status == "shadowing")
+"""Any shadow set being judged now (one at a time: `current` is it)."""
+
+
 async def current(session: AsyncSession) -> RuleShadow | None:
     query = sa.select(RuleShadow).where(RuleShadow.status == "shadowing").order_by(RuleShadow.created_at.desc()).limit(1)  # type: ignore[attr-defined]
     return (await session.execute(query)).scalar_one_or_none()

@@ -50,6 +50,10 @@ class Appended(msgspec.Struct, frozen=True):
     canonical: bytes
 
 
+# The key registered as the one signing now (a rotation by any process changes it).
+ACTIVE_KEY_ID = sa.select(SigningKey.key_id).where(SigningKey.active.is_(True))  # type: ignore[attr-defined]
+
+
 class Ledger:
     """The log as one process sees it: its signing key, loaded from `signing_key_file` (created
     with mode 0600 when absent) and reloaded when another process rotates it."""
@@ -81,7 +85,10 @@ class Ledger:
     async def active_signer(self, session: AsyncSession, now: datetime) -> Signer:
         """The key to sign with, registered as the active one. After a rotation by another
         process the file holds the new key: reload it when the active key in the database differs."""
-        active = (await session.execute(sa.select(SigningKey.key_id).where(SigningKey.active.is_(True)))).scalar_one_or_none()  # type: ignore[attr-defined]
+        return await self.signer_for(session, (await session.execute(ACTIVE_KEY_ID)).scalar_one_or_none(), now)
+
+    async def signer_for(self, session: AsyncSession, active: str | None, now: datetime) -> Signer:
+        """`active_signer`, given the active key's id as read (ACTIVE_KEY_ID) in this transaction."""
         signer = self.signer()
         if active is not None and active != signer.key_id:
             self._signer = None

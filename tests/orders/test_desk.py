@@ -26,6 +26,7 @@ from exchange.orders import desk, matching, surveillance, windows
 from exchange.rulebook import store
 from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
+from exchange.settlement.ledger import Ledger
 from exchange.tables import Book, Contract, Listing
 from tests.conftest import MovableClock
 from tests.harness import Api
@@ -338,3 +339,36 @@ async def test_the_order_rate_rule_counts_orders_before_and_within_a_batch(marke
     refused = [r.json() for r in responses[:4] if r.status_code == 422]
     placed = [re.search(r"you placed (\d+) in the last minute", r["detail"]) for r in refused]
     assert all(found and int(found.group(1)) >= 4 for found in placed), refused  # the batch's own orders counted too
+
+
+async def test_a_batch_reads_the_shadow_set_and_the_signing_key_as_they_stand(
+    market: Market, api: Api, served: Served, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch reads with its callers which key signs and whether a shadow set is judging: a key
+    rotated and a shadow set started by another process reach the very next batch."""
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    assert (await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=50, time_in_force="gtc")).status_code == 201
+    db = Database(api.settings)
+    try:
+        async with db.write() as session:
+            rotated = await Ledger(api.settings).rotate(session, clock.now)
+    finally:
+        await db.dispose()
+    buys = [served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc") for _ in range(3)]
+    placed = await in_one_batch(monkeypatch, buys)
+    assert [r.status_code for r in placed] == [201] * 3, [r.text for r in placed]
+    contract_ids = [c for r in placed for c in r.json()["contract_ids"]]
+    assert len(contract_ids) == 3
+    for contract_id in contract_ids:
+        assert (await api.request("GET", f"/v1/contracts/{contract_id}", buyer)).json()["key_id"] == rotated.key_id
+    assert (await batch_metrics(served))["exchange_order_batch_orders_count"] >= 1  # they were a batch's
+
+    trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8")
+    started = await api.request("PUT", "/v1/rules/shadow", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "watch"})
+    assert started.status_code == 200, started.text
+    buys = [served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc") for _ in range(3)]
+    assert [r.status_code for r in await in_one_batch(monkeypatch, buys)] == [201] * 3
+    report = (await api.request("GET", "/v1/rules/shadow/report", api.operator_key)).json()
+    assert report["shadow"]["judged"] == 3  # each went the single-order way, where the shadow set judges it
+    await market.verify_ledger()
