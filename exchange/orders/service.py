@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth import Caller
 from exchange.core.errors import BookHalted, Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
+from exchange.db import in_list
 from exchange.orders import billing, contracts, quota, surveillance, volumes
 from exchange.orders.schemas import BookOut, FillOut, Level, OrderIn, OrderOut, OrderPage, TradeOut, TradePage
 from exchange.rulebook import shadow, trading
@@ -149,7 +150,7 @@ async def recent_order_counts(session: AsyncSession, participants: list[str], si
     if session.bind.dialect.name == "postgresql":
         rows = await session.execute(_RECENT_UP_TO, {"participants": participants, "since": since, "cap": cap})
     else:
-        rows = await session.execute(recent_orders(since).where(Order.participant_id.in_(participants)))  # type: ignore[attr-defined]
+        rows = await session.execute(recent_orders(since).where(Order.participant_id.in_(in_list(participants))))  # type: ignore[attr-defined]
     return {participant: int(count) for participant, count in rows.all()}
 
 
@@ -416,7 +417,7 @@ async def party_volumes(session: AsyncSession, rules: ActiveRules, parties: set[
     if not any(trading.tiered_sides(rules.rulebook, "quota")) or not parties:
         return {}
     query = sa.select(MonthlyVolume.participant_id, MonthlyVolume.amount).where(
-        MonthlyVolume.participant_id.in_(sorted(parties)), MonthlyVolume.month_start == billing.month_of(now)[0]  # type: ignore[attr-defined]
+        MonthlyVolume.participant_id.in_(in_list(parties)), MonthlyVolume.month_start == billing.month_of(now)[0]  # type: ignore[attr-defined]
     )
     return {participant: int(amount) for participant, amount in (await session.execute(query)).all()}
 

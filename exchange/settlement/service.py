@@ -21,6 +21,7 @@ from exchange.core.canonical import sha256_hex
 from exchange.core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, TransferRefused
 from exchange.core.ids import new_id
 from exchange.core.money import AMOUNT_MAX
+from exchange.db import in_list
 from exchange.settlement import posting
 from exchange.settlement.entries import TransferEntry, transfer_entry
 from exchange.settlement.ledger import Appended, Ledger, millis
@@ -153,7 +154,7 @@ async def _select_in(session: AsyncSession, query_for: Any, values: Iterable[str
     rows: list[Any] = []
     distinct = sorted(set(values))
     for chunk in _chunks(distinct):
-        rows.extend((await session.execute(query_for(chunk))).all())
+        rows.extend((await session.execute(query_for(in_list(chunk)))).all())
     return rows
 
 
