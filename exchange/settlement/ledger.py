@@ -190,12 +190,16 @@ class Ledger:
         """Sign a head over the whole log now (or, with `only_if_stale`, only when entries wait
         for one for longer than the interval)."""
         state = await self.lock(session)
-        if only_if_stale and state.head_size is not None and (
-            state.head_size == state.size or millis(now) - (state.head_timestamp_ms or 0) < self.settings.ledger_head_interval_ms
-        ):
+        if only_if_stale and not self.head_due(state.size, state.head_size, state.head_timestamp_ms, now):
             return None
         frontier = merkle.Frontier.from_state(state.size, _split(state.frontier))
         return await self._store_head(session, state, frontier, now)
+
+    def head_due(self, size: int, head_size: int | None, head_timestamp_ms: int | None, now: datetime) -> bool:
+        """Whether entries have waited for a head longer than the interval (or none was signed)."""
+        return head_size is None or (
+            head_size != size and millis(now) - (head_timestamp_ms or 0) >= self.settings.ledger_head_interval_ms
+        )
 
     async def _store_head(self, session: AsyncSession, state: LedgerState, frontier: merkle.Frontier, now: datetime) -> LedgerHead:
         signer = await self.active_signer(session, now)
