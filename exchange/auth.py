@@ -87,13 +87,19 @@ _CALLERS = (
 )
 
 
+def callers_query(*also: Any) -> Any:
+    """The query of `active_callers` reading `also` (scalar subqueries) in the same round trip.
+    Build it once: keying a statement built afresh costs SQLAlchemy about as much as running it."""
+    return _CALLERS.add_columns(*also)
+
+
 async def active_callers(
-    session: AsyncSession, authorizations: set[str], *also: Any, params: dict[str, Any] | None = None
+    session: AsyncSession, authorizations: set[str], query: Any = _CALLERS, params: dict[str, Any] | None = None
 ) -> tuple[dict[str, Caller], tuple[Any, ...] | None]:
     """The active participants behind many `Authorization` headers, in one query; a header
     that `authenticate` would refuse is left out (its request goes that way for its error).
-    `also`: scalar subqueries read in the same round trip (`params` binds theirs), their values
-    second (None when no key was found)."""
+    With a `callers_query` (`params` binding its subqueries), their values come second (None
+    when no key was found)."""
     keys: dict[str, str] = {}  # key hash -> header
     for authorization in authorizations:
         scheme, _, key = authorization.partition(" ")
@@ -102,7 +108,7 @@ async def active_callers(
             keys[key_hash(key)] = authorization
     if not keys:
         return {}, None
-    rows = (await session.execute(_CALLERS.add_columns(*also) if also else _CALLERS, {"digests": sorted(keys), **(params or {})})).all()
+    rows = (await session.execute(query, {"digests": sorted(keys), **(params or {})})).all()
     found: dict[str, Caller] = {}
     for row in rows:
         participant_id, name, roles, qualifications, sponsor_id, status, stored_hash = row[:7]

@@ -31,10 +31,11 @@ import sqlalchemy as sa
 import structlog
 from litestar import Response
 
-from exchange.auth import Caller, active_callers
+from exchange.auth import Caller, active_callers, callers_query
 from exchange.context import Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
+from exchange.db import in_list
 from exchange.orders import quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
 from exchange.orders.windows import TradeWindows
@@ -55,9 +56,9 @@ ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
 
 
-# Read with the batch's callers: the rule set in force, whether a shadow set is judging, and the
-# signing key (see active_callers).
-_BATCH_FACTS = (
+# The batch's callers, and with them what the whole batch needs besides: the rule set in force,
+# whether a shadow set is judging, and the signing key.
+_CALLERS_AND_FACTS = callers_query(
     store.ACTIVE_VERSION.scalar_subquery(),
     shadow.RUNNING.exists(),
     ACTIVE_KEY_ID.scalar_subquery(),
@@ -173,7 +174,7 @@ class OrderDesk:
         async with exchange.db.write() as session:
             # The callers, with what the whole batch needs besides, in one round trip.
             callers, found = await active_callers(
-                session, {t.authorization for t in batch if t.authorization is not None}, *_BATCH_FACTS, params={"now": now}
+                session, {t.authorization for t in batch if t.authorization is not None}, _CALLERS_AND_FACTS, params={"now": now}
             )
             if found is None:
                 return answers  # nobody the batch could serve: each request gets its refusal alone
@@ -189,11 +190,11 @@ class OrderDesk:
             records = {
                 (r.participant_id, r.key): r
                 for r in (await session.execute(
-                    sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(keyed))
+                    sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(in_list(keyed)))
                 )).scalars()
             } if keyed else {}
             listing_ids = sorted({t.body.listing_id for _, t in tickets})
-            listings = {row.id: row for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(listing_ids)))).scalars()}  # type: ignore[attr-defined]
+            listings = {row.id: row for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(in_list(listing_ids))))).scalars()}  # type: ignore[attr-defined]
 
             placing: list[tuple[int, _Placing]] = []
             keys_seen: set[tuple[str, str]] = set()
@@ -241,7 +242,7 @@ class OrderDesk:
             accounts = {
                 account_id: int(balance)
                 for account_id, balance in (await session.execute(
-                    sa.select(Account.id, Account.balance).where(Account.id.in_(sorted({
+                    sa.select(Account.id, Account.balance).where(Account.id.in_(in_list({
                         posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
                     })))  # type: ignore[attr-defined]
                 )).all()
@@ -325,7 +326,7 @@ class OrderDesk:
         if not cancels:
             return {}
         ids = sorted({t.order_id for _, t in cancels})
-        found = (await session.execute(sa.select(Order).where(Order.id.in_(ids)))).scalars()  # type: ignore[attr-defined]
+        found = (await session.execute(sa.select(Order).where(Order.id.in_(in_list(ids))))).scalars()  # type: ignore[attr-defined]
         owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
         return {o.id: o for o in found if o.status == "open" and o.auction_id is None and o.participant_id in owners}
 
@@ -335,7 +336,7 @@ class OrderDesk:
         their book's lock): a batch or a cancel may have filled or cancelled them while we waited."""
         if not cancelling:
             return {}
-        query = sa.select(Order).where(Order.id.in_(sorted(cancelling)))  # type: ignore[attr-defined]
+        query = sa.select(Order).where(Order.id.in_(in_list(cancelling)))  # type: ignore[attr-defined]
         return {o.id: o for o in (await session.execute(query, execution_options={"populate_existing": True})).scalars()}
 
     def _cancel(
@@ -365,10 +366,14 @@ class OrderDesk:
     @staticmethod
     async def _answer_cancels(session: Any, cancelled: dict[int, Order], answers: list[Answer]) -> None:
         """Each cancelled order as the API shows it, with the trades it made before."""
-        if not cancelled:
+        # An order never filled made no trades: the usual cancel (of an order resting unfilled)
+        # needs no read.
+        ids = sorted({order.id for order in cancelled.values() if order.remaining < order.quantity})
+        if not ids:
+            for position, order in cancelled.items():
+                answers[position] = service.order_out(order, [])
             return
-        ids = sorted({order.id for order in cancelled.values()})
-        query = sa.select(Trade).where(sa.or_(Trade.buy_order_id.in_(ids), Trade.sell_order_id.in_(ids))).order_by(Trade.seq, Trade.id)  # type: ignore[attr-defined, union-attr]
+        query = sa.select(Trade).where(sa.or_(Trade.buy_order_id.in_(in_list(ids)), Trade.sell_order_id.in_(in_list(ids)))).order_by(Trade.seq, Trade.id)  # type: ignore[attr-defined, union-attr]
         trades: dict[str, list[Trade]] = defaultdict(list)
         for trade in (await session.execute(query)).scalars():
             trades[trade.buy_order_id].append(trade)
