@@ -22,6 +22,8 @@ participant), as an exchange's would: spread the mixed load over enough buyers (
 --buyers 2000) for none to reach it. The orders-only load's sells come from one vendor per book,
 so it needs the lifted limit.
 --serve and --recipe run on a PostgreSQL database of their own (exchange_bench_load), emptied first.
+When the server's autovacuum is off (this machine's CI configuration), the run analyzes that
+database every 10 s, as autovacuum would (--database-url does it for --url).
 
 --echo measures, in the same run and with the same generator, connections, duration and
 request body, the bare Litestar echo route of benchmarks/echo.py served by uvicorn as `exchange
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -205,7 +208,7 @@ def mixed(host: str, world: dict[str, Any], idempotency: bool) -> Any:
     return next_request
 
 
-async def load_exchange(url: str, operator: str, args: argparse.Namespace) -> Stats:
+async def load_exchange(url: str, operator: str, args: argparse.Namespace, database_url: str | None = None) -> Stats:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     started = time.perf_counter()
@@ -215,7 +218,43 @@ async def load_exchange(url: str, operator: str, args: argparse.Namespace) -> St
     print(f"set-up: {args.buyers:,} funded buyers ({limit}), {LISTINGS} quota listings with deep sell books "
           f"({time.perf_counter() - started:.1f} s, untimed)")
     workload = (orders_only if args.orders_only else mixed)(host, world, not args.no_idempotency_key)
-    return await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+    analysing = await stand_in_for_autovacuum(database_url) if database_url else None
+    try:
+        return await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+    finally:
+        if analysing is not None:
+            analysing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await analysing
+
+
+ANALYZE_EVERY_S = 10
+
+
+async def stand_in_for_autovacuum(database_url: str) -> asyncio.Task[None] | None:
+    """When the server's autovacuum is off (this machine's CI configuration turns it off), do its
+    statistics work: ANALYZE the database now and every ANALYZE_EVERY_S during the run. Without
+    statistics the planner takes the growing tables for empty, and the plans it caches with each
+    prepared statement read them whole: a run slowed by half within a minute, as no production
+    PostgreSQL (autovacuum is on by default) would."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    if await connection.fetchval("SHOW autovacuum") == "on":
+        await connection.close()
+        return None
+    await connection.execute("ANALYZE")
+    print(f"PostgreSQL's autovacuum is off on this server: the run analyzes its database every {ANALYZE_EVERY_S} s, as autovacuum would")
+
+    async def every() -> None:
+        try:
+            while True:
+                await asyncio.sleep(ANALYZE_EVERY_S)
+                await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+    return asyncio.create_task(every())
 
 
 def echo_body() -> bytes:
@@ -277,7 +316,7 @@ def serve_one(args: argparse.Namespace, echo: Stats | None) -> None:
         run_exchange(["bootstrap"], env)
         port = free_port()
         with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
-            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args))
+            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args, url))
         if stats.error_count:
             show_server_errors([workdir / "serve.log"])
         report_orders(stats, args, f"one `exchange serve` process on PostgreSQL, {args.concurrency} connections", "1 process, no proxy", echo)
@@ -314,7 +353,8 @@ def recipe(args: argparse.Namespace, processes: int, echo: Stats | None) -> Stat
         if started.returncode != 0:
             raise SystemExit(f"deploy/local/run.sh start failed: {started.stdout}{started.stderr}")
         try:
-            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args))
+            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args,
+                                              postgres_url(DATABASE)))
             if stats.error_count:
                 show_server_errors(sorted(Path(folder).glob("app-*.log")))
         finally:
@@ -335,6 +375,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="load a running exchange")
     parser.add_argument("--operator-key", help="file holding an operator's API key (with --url)")
+    parser.add_argument("--database-url", help="the exchange's database (with --url): analyzed during the run when autovacuum is off")
     parser.add_argument("--recipe", action="store_true", help="start deploy/local/run.sh on a fresh database first")
     parser.add_argument("--processes", default="3", help="app processes of the recipe; a list (1,3) runs each and prints the growth")
     parser.add_argument("--serve", action="store_true", help="start one `exchange serve` (no proxy) on a fresh database first")
@@ -372,7 +413,7 @@ def main() -> None:
         return
     if not args.url or not args.operator_key:
         parser.error("give --url and --operator-key, or --serve, or --recipe")
-    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args))
+    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url))
     report_orders(stats, args, f"{args.url}, {args.concurrency} connections", args.url, echo)
 
 

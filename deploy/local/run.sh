@@ -28,6 +28,10 @@ start() {
         || psql "${server/+asyncpg/}/postgres" -qc "CREATE DATABASE \"$database\""
     "$EXCHANGE" migrate
     "$EXCHANGE" bootstrap
+    # Without autovacuum nothing keeps the planner's statistics: as the tables grow, the plans
+    # cached with prepared statements read them whole (docs/DEPLOY.md, "PostgreSQL settings").
+    [ "$(psql "${EXCHANGE_DATABASE_URL/+asyncpg/}" -tAc 'SHOW autovacuum')" = on ] \
+        || echo "warning: PostgreSQL's autovacuum is off on this server; turn it on, or ANALYZE the database as it grows" >&2
     upstreams=""
     order_upstreams=""
     for n in $(seq 1 "$PROCESSES"); do
