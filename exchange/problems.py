@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
-from exchange.core import errors
+from exchange.core import errors, retry
 from exchange.log import log
 
 PROBLEM_JSON = "application/problem+json"
@@ -66,6 +66,7 @@ _DOCUMENTED_STATUSES = {
     409: "Conflicts with the current state",
     422: "Decodes but is refused: invalid input, the exchange rules, a broken rule set",
     429: "Too many requests from this participant: wait as long as Retry-After says",
+    503: "The database was too busy to finish in time; nothing was kept: retry after Retry-After",
 }
 
 
@@ -136,11 +137,40 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
     return problem(request, status, code, str(error.detail), str(error.detail), headers or None)
 
 
+BUSY_RETRY_AFTER_S = 1
+STATEMENT_TIMEOUT = "57014"
+
+
 def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    busy = database_busy(error)
+    if busy is not None:
+        # The transaction was rolled back: the same request later is safe (and with its
+        # Idempotency-Key, a replay of whatever did land). Not the client's fault, nor a bug.
+        log.warning("request.database_busy", reason=busy)
+        return problem(
+            request, 503, "database_busy", "Database busy",
+            f"The database could not finish this request in time ({busy}); nothing of it was kept. Try again.",
+            {"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
     log.exception("request.failed", error_type=type(error).__name__)
     return problem(
         request, 500, "internal_error", "Internal error", "The exchange failed; the error is logged."
     )
+
+
+def database_busy(error: BaseException) -> str | None:
+    """Why the database gave up on a transaction it rolled back, when it did for being busy: a
+    deadlock or serialisation failure that outlasted the retries, a statement over the timeout,
+    SQLite's writers' queue over its busy timeout. None for anything else."""
+    code = retry.sqlstate(error)
+    if code in retry.RETRYABLE:
+        return retry.RETRYABLE[code]
+    if code == STATEMENT_TIMEOUT:
+        return "statement_timeout"
+    orig = getattr(error, "orig", None)
+    if type(orig).__name__ == "OperationalError" and "database is locked" in str(orig):
+        return "database_locked"
+    return None
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

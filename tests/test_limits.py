@@ -151,3 +151,42 @@ async def test_a_lookup_refuses_to_write_and_leaves_nothing_behind(clean_databas
             assert (await session.get(Participant, "par_lookup_write")) is None
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_database_too_busy_to_answer_in_time_is_a_503_to_retry(api: Api) -> None:
+    """A statement over the timeout (here: a deposit waiting for the ledger's lock, held by
+    another transaction) is rolled back and answered 503 with Retry-After, not 500: nothing of it
+    was kept, and the same request with its Idempotency-Key succeeds once the lock is free."""
+    import msgspec
+    import sqlalchemy as sa
+    from litestar.testing import AsyncTestClient
+
+    from exchange.app import create_app
+    from exchange.db import Database
+
+    buyer, key = await api.participant("buyer")
+
+    async def available() -> int:
+        balances = (await api.request("GET", "/v1/accounts/me", key)).json()["balances"]
+        return int(balances[0]["available"]) if balances else 0
+
+    body = {"participant_id": buyer, "amount": 700, "currency": "CNY", "rail": "bank", "reference": "busy-1"}
+    headers = {**api.auth(api.operator_key), "Idempotency-Key": "busy-1"}
+    impatient = create_app(msgspec.structs.replace(api.settings, db_timeout_s=0.3))
+    holder = Database(api.settings)
+    try:
+        async with AsyncTestClient(app=impatient, raise_server_exceptions=False) as client:
+            async with holder.write() as session:
+                await session.execute(sa.text("SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE"))
+                busy = await client.post("/v1/accounts/deposits", json=body, headers=headers)
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["content-type"].startswith("application/problem+json")
+            assert busy.json()["code"] == "database_busy" and "statement_timeout" in busy.json()["detail"]
+            assert busy.headers["Retry-After"] == "1"
+            assert await available() == 0  # nothing kept
+            again = await client.post("/v1/accounts/deposits", json=body, headers=headers)
+            assert again.status_code == 201, again.text
+    finally:
+        await holder.dispose()
+    assert await available() == 700
