@@ -51,11 +51,16 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
 
 def bearer_key(authorization: str) -> str:
     """The key of an `Authorization: Bearer <key>` header; refused when it is not one."""
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key or len(key) > KEY_LENGTH_MAX:
+    key = _bearer(authorization)
+    if key is None:
         raise NotAuthenticated("Send `Authorization: Bearer <API key>`.")
     return key
+
+
+def _bearer(authorization: str) -> str | None:
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key and len(key) <= KEY_LENGTH_MAX else None
 
 
 def caller_of(key: str, row: Any) -> Caller:
@@ -100,20 +105,19 @@ async def active_callers(
     that `authenticate` would refuse is left out (its request goes that way for its error).
     With a `callers_query` (`params` binding its subqueries), their values come second (None
     when no key was found)."""
-    keys: dict[str, str] = {}  # key hash -> header
+    keys: dict[str, tuple[str, str]] = {}  # key hash -> (header, key)
     for authorization in authorizations:
-        scheme, _, key = authorization.partition(" ")
-        key = key.strip()
-        if scheme.lower() == "bearer" and key and len(key) <= KEY_LENGTH_MAX:
-            keys[key_hash(key)] = authorization
+        key = _bearer(authorization)
+        if key is not None:
+            keys[key_hash(key)] = (authorization, key)
     if not keys:
         return {}, None
     rows = (await session.execute(query, {"digests": sorted(keys), **(params or {})})).all()
     found: dict[str, Caller] = {}
     for row in rows:
         participant_id, name, roles, qualifications, sponsor_id, status, stored_hash = row[:7]
-        authorization = keys[stored_hash]
-        if status == "active" and key_matches(authorization.partition(" ")[2].strip(), stored_hash):
+        authorization, key = keys[stored_hash]
+        if status == "active" and key_matches(key, stored_hash):
             found[authorization] = Caller(id=participant_id, name=name, roles=frozenset(roles), qualifications=frozenset(qualifications),
                                           sponsor_id=sponsor_id)
     return found, (tuple(rows[0][7:]) if rows else None)
