@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
@@ -167,8 +168,7 @@ def database_busy(error: BaseException) -> str | None:
         return retry.RETRYABLE[code]
     if code == STATEMENT_TIMEOUT:
         return "statement_timeout"
-    orig = getattr(error, "orig", None)
-    if type(orig).__name__ == "OperationalError" and "database is locked" in str(orig):
+    if isinstance(error, sa.exc.OperationalError) and "database is locked" in str(error.orig):
         return "database_locked"
     return None
 

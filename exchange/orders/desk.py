@@ -325,8 +325,8 @@ class OrderDesk:
         single-order way, which words it."""
         if not cancels:
             return {}
-        ids = sorted({t.order_id for _, t in cancels})
-        found = (await session.execute(sa.select(Order).where(Order.id.in_(in_list(ids))))).scalars()  # type: ignore[attr-defined]
+        ids = in_list({t.order_id for _, t in cancels})
+        found = (await session.execute(sa.select(Order).where(Order.id.in_(ids)))).scalars()  # type: ignore[attr-defined]
         owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
         return {o.id: o for o in found if o.status == "open" and o.auction_id is None and o.participant_id in owners}
 
@@ -368,12 +368,12 @@ class OrderDesk:
         """Each cancelled order as the API shows it, with the trades it made before."""
         # An order never filled made no trades: the usual cancel (of an order resting unfilled)
         # needs no read.
-        ids = sorted({order.id for order in cancelled.values() if order.remaining < order.quantity})
+        ids = in_list({order.id for order in cancelled.values() if order.remaining < order.quantity})
         if not ids:
             for position, order in cancelled.items():
                 answers[position] = service.order_out(order, [])
             return
-        query = sa.select(Trade).where(sa.or_(Trade.buy_order_id.in_(in_list(ids)), Trade.sell_order_id.in_(in_list(ids)))).order_by(Trade.seq, Trade.id)  # type: ignore[attr-defined, union-attr]
+        query = sa.select(Trade).where(sa.or_(Trade.buy_order_id.in_(ids), Trade.sell_order_id.in_(ids))).order_by(Trade.seq, Trade.id)  # type: ignore[attr-defined, union-attr]
         trades: dict[str, list[Trade]] = defaultdict(list)
         for trade in (await session.execute(query)).scalars():
             trades[trade.buy_order_id].append(trade)
