@@ -19,13 +19,15 @@ from exchange.core import retry
 from exchange.core.canonical import canonical_bytes
 from exchange.core.errors import IdempotencyConflict, InvalidInput
 from exchange.db import Database, retrying
+from exchange.listings.cache import PageCache
+from exchange.listings.schemas import ListingPage
 from exchange.participants.keys import key_hash
 from exchange.ratelimit import RateLimiter, too_many
 from exchange.rulebook import store
 from exchange.rulebook.store import ActiveRules, RulebookCache
 from exchange.settings import Settings
 from exchange.settlement.ledger import Ledger
-from exchange.tables import IdempotencyRecord
+from exchange.tables import CatalogueState, IdempotencyRecord
 
 if TYPE_CHECKING:
     from exchange.orders.desk import OrderDesk
@@ -34,9 +36,12 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 IDEMPOTENCY_KEY_MAX = 200
 
-# The caller and the rule set in force, in one round trip: every request with a key needs both
-# (the rules for its rate limit), and a short read is mostly round trips.
-_CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery())
+# The caller, the rule set in force and the catalogue version, in one round trip: every request
+# with a key needs the first two (the rules for its rate limit), a catalogue search the third,
+# and a short read is mostly round trips.
+_CATALOGUE_VERSION = sa.select(CatalogueState.version).where(CatalogueState.id == 1).scalar_subquery()
+_CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
+_RULES_AND_CATALOGUE = sa.select(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
 
 # Declared once so every creating POST documents and reads the header the same way.
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
@@ -50,7 +55,13 @@ class Unit:
     """One request's unit of work: an open transaction, the caller, and the time it started."""
 
     def __init__(
-        self, exchange: Exchange, session: AsyncSession, caller: Caller | None, now: datetime, rules_version: int | None = None
+        self,
+        exchange: Exchange,
+        session: AsyncSession,
+        caller: Caller | None,
+        now: datetime,
+        rules_version: int | None = None,
+        catalogue_version: int | None = None,
     ) -> None:
         self.exchange = exchange
         self.session = session
@@ -58,11 +69,20 @@ class Unit:
         self.now = now
         self._rules_version = rules_version
         self._rules: ActiveRules | None = None
+        self._catalogue_version = catalogue_version
 
     async def rules(self) -> ActiveRules:
         if self._rules is None:
             self._rules = await store.active(self.session, self.exchange.rule_cache, self.now, version=self._rules_version)
         return self._rules
+
+    async def catalogue_version(self) -> int:
+        """The catalogue version as this request began (see exchange/listings/cache.py)."""
+        if self._catalogue_version is None:
+            rules_version, self._catalogue_version = (await self.session.execute(_RULES_AND_CATALOGUE, {"now": self.now})).one()
+            if self._rules_version is None:
+                self._rules_version = rules_version
+        return self._catalogue_version
 
 
 class Exchange:
@@ -72,6 +92,7 @@ class Exchange:
         self.rule_cache = RulebookCache()
         self.ledger = Ledger(settings)
         self.limiter = RateLimiter()
+        self.search_cache: PageCache[ListingPage] = PageCache()
         self.clock = clock
         self.transaction_attempts = retry.ATTEMPTS
         self.on_retry: Callable[[str], None] | None = None  # create_app counts retries for /metrics
@@ -87,7 +108,7 @@ class Exchange:
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
         async with (self.db.write() if write else self.db.lookup()) as session:
             now = self.clock()
-            caller, rules_version = None, None
+            caller, rules_version, catalogue_version = None, None, None
             authorization = request.headers.get("authorization")
             if authorization is not None:
                 key = bearer_key(authorization)
@@ -95,7 +116,8 @@ class Exchange:
                 caller = caller_of(key, row)
                 assert row is not None
                 rules_version = row[2]  # None when no rule set is in force: rules() says so
-            unit = Unit(self, session, caller, now, rules_version)
+                catalogue_version = row[3]
+            unit = Unit(self, session, caller, now, rules_version, catalogue_version)
             if caller is not None:
                 limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
                 wait = self.limiter.take(caller.id, limit, unit.now)

@@ -1,5 +1,5 @@
 """GET /metrics in Prometheus text format: this process's requests, latencies and retried
-transactions, and the exchange's orders, fills, ledger size and head age read from the database
+transactions and public searches answered from its cache, and the exchange's orders, fills, ledger size and head age read from the database
 at scrape time (the same for every process, so any one can be scraped)."""
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Metrics:
                                ["sqlstate"], registry=self.registry)
         self.batches = Histogram("exchange_order_batch_orders", "Quota orders placed together in one transaction by the order desk",
                                  buckets=BATCH_BUCKETS, registry=self.registry)
+        self.search_answers = Gauge("exchange_search_answers", "Public catalogue searches this process answered, by where from (kept: its cache)",
+                                    ["source"], registry=self.registry)
         self.batches_failed = Counter("exchange_order_batches_failed", "Order desk batches that failed, their orders then placed one at a time",
                                       registry=self.registry)
 
@@ -58,6 +60,8 @@ class Metrics:
             size = await exchange.ledger.size(session)
             head = await exchange.ledger.latest_head(session)
         self.ledger_size.set(size)
+        self.search_answers.labels("kept").set(exchange.search_cache.hits)
+        self.search_answers.labels("database").set(exchange.search_cache.misses)
         self.unsigned.set(size - (head.size if head else 0))
         self.head_age.set((millis(exchange.clock()) - head.timestamp_ms) / 1000 if head else 0)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

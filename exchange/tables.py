@@ -150,6 +150,17 @@ class ListingPlan(SQLModel, table=True):
     currency: str = Field(default="CNY", max_length=3)
 
 
+class CatalogueState(SQLModel, table=True):
+    """One row: a number every committed change to what public catalogue searches read moves on
+    (database triggers on listings, their plans and their search documents, migration 0018), so a
+    process may keep a search's answer for as long as the number stands."""
+
+    __tablename__ = "catalogue_state"
+
+    id: int = Field(primary_key=True)
+    version: int = Field(sa_type=sa.BigInteger, default=0)
+
+
 class ListingEvent(SQLModel, table=True):
     """Every transition of a listing: who, when, why, and under which rule set."""
 

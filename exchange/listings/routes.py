@@ -80,7 +80,11 @@ async def search_listings(
     )
     chosen = sort or (SortOrder.relevance if query is not None and not query.empty else SortOrder.newest)
     async with exchange.unit(request, write=False) as unit:
-        return await service.search(unit.session, await unit.rules(), unit.caller, filters, sort=chosen, cursor=cursor, limit=limit)
+        catalogue_version = await unit.catalogue_version()  # before any listing is read
+        return await service.search(
+            unit.session, await unit.rules(), unit.caller, filters, sort=chosen, cursor=cursor, limit=limit,
+            cache=exchange.search_cache, catalogue_version=catalogue_version,
+        )
 
 
 @get("/v1/listings/{listing_id:str}", summary="One listing")

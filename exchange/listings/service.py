@@ -14,6 +14,7 @@ from exchange.auth import Caller
 from exchange.core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, RuleViolated
 from exchange.core.ids import new_id
 from exchange.listings import repository
+from exchange.listings.cache import PageCache
 from exchange.listings.plans import currency_of, headline_price_fen, with_ids
 from exchange.listings.schemas import (
     ApproveIn,
@@ -409,8 +410,20 @@ async def history(session: AsyncSession, caller: Caller | None, listing_id: str)
 
 
 async def search(
-    session: AsyncSession, rules: ActiveRules, caller: Caller | None, filters: repository.Filters, *, sort: str, cursor: str | None, limit: int
+    session: AsyncSession,
+    rules: ActiveRules,
+    caller: Caller | None,
+    filters: repository.Filters,
+    *,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    cache: PageCache[ListingPage] | None = None,
+    catalogue_version: int | None = None,
 ) -> ListingPage:
+    """One page of the search. A public search (what anyone may see, which is all a buyer or an
+    anonymous caller sees) is answered from `cache` while `catalogue_version`, read before this,
+    stands."""
     try:
         after = repository.decode_cursor(cursor) if cursor else None
     except (ValueError, msgspec.DecodeError):
@@ -420,5 +433,27 @@ async def search(
         visible_to_vendor=caller.id if caller is not None and caller.has("vendor") else None,
         sees_everything=caller is not None and caller.sees_everything,
     )
+    public = filters.visible_to_vendor is None and not filters.sees_everything and not filters.in_review
+    key = _page_key(rules, filters, sort, cursor, limit) if public and cache is not None and catalogue_version is not None else None
+    if key is not None:
+        assert cache is not None and catalogue_version is not None
+        kept = cache.get(catalogue_version, key)
+        if kept is not None:
+            return kept
     rows, next_cursor = await repository.search(session, filters, sort=sort, cursor=after, limit=limit)
-    return ListingPage(items=[await to_out(session, row, caller, rules) for row in rows], next_cursor=next_cursor)
+    page = ListingPage(items=[await to_out(session, row, caller, rules) for row in rows], next_cursor=next_cursor)
+    if key is not None:
+        assert cache is not None and catalogue_version is not None
+        cache.put(catalogue_version, key, page)
+    return page
+
+
+def _page_key(rules: ActiveRules, filters: repository.Filters, sort: str, cursor: str | None, limit: int) -> tuple[Any, ...]:
+    query = filters.query
+    return (
+        rules.version,
+        None if query is None else (tuple(query.exact), tuple(query.prefixes)),
+        filters.category, filters.grade, filters.delivery, filters.vendor_id, filters.plan_kind,
+        filters.price_min, filters.price_max, filters.status,
+        sort, cursor, limit,
+    )
