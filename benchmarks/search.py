@@ -16,8 +16,10 @@ autovacuum would after a load; SQLite gets no ANALYZE (the app never runs one).
 The timed part: each query of QUERIES (full-text in Chinese and English, prefixes, filters,
 price ranges, every sort order, a second page through its cursor, no match) `--rounds` times
 in a shuffled order, one at a time on one keep-alive connection, as an anonymous caller; every
-answer must be 200. The figure is the p95 over all of them (nearest rank). PostgreSQL runs on a
-database of its own (exchange_bench_search)."""
+answer must be 200. The figure is the p95 over all of them (nearest rank). The server keeps no
+search answers (EXCHANGE_SEARCH_CACHE_PAGES=0): repeated public queries would otherwise be
+answered from its cache (exchange/listings/cache.py), and this measures the search itself.
+PostgreSQL runs on a database of its own (exchange_bench_search)."""
 
 from __future__ import annotations
 
@@ -226,7 +228,7 @@ def measure(label: str, url: str, count: int, rounds: int, existing: bool = Fals
             world = asyncio.run(load_catalogue(url, count))
             print(f"{label:<10} {count:>9,} listings written in {time.perf_counter() - started:.1f} s (untimed)")
         port = free_port()
-        env = exchange_env(url, workdir)
+        env = exchange_env(url, workdir, EXCHANGE_SEARCH_CACHE_PAGES="0")  # the engine's latency, not the answers a process keeps
         with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
             latencies = asyncio.run(run_queries(port, world, rounds))
     every = sorted(v for values in latencies.values() for v in values)

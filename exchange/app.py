@@ -310,12 +310,30 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
 
         app.state.head_signer = asyncio.create_task(loop())
 
+    async def share_rate_limits(app: Litestar) -> None:
+        """Several processes serve one PostgreSQL exchange: each shares its participants' request
+        spending with the others every interval (exchange/ratelimit.py). SQLite's embedded
+        exchange is one process."""
+        if exchange.db.dialect != "postgresql" or not settings.rate_share_interval_ms:
+            return
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(settings.rate_share_interval_ms / 1000)
+                try:
+                    await exchange.share_rate_limits()
+                except Exception:  # share later; one failure must not stop the loop
+                    log.exception("ratelimit.share_failed")
+
+        app.state.rate_sharer = asyncio.create_task(loop())
+
     async def close(app: Litestar) -> None:
-        task = app.state.get("head_signer")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("head_signer", "rate_sharer"):
+            task = app.state.get(name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await exchange.dispose()
 
     def provide_exchange(state: State) -> Exchange:
@@ -336,7 +354,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         before_request=refuse_hostile_input,
         plugins=[_StrictStructSchema()],
         middleware=[request_log_middleware(metrics)],
-        on_startup=[load_initial_rules, sign_heads],
+        on_startup=[load_initial_rules, sign_heads, share_rate_limits],
         on_shutdown=[close],
         openapi_config=OpenAPIConfig(
             title="Data exchange",

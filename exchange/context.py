@@ -43,6 +43,19 @@ _CATALOGUE_VERSION = sa.select(CatalogueState.version).where(CatalogueState.id =
 _CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
 _RULES_AND_CATALOGUE = sa.select(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
 
+# Every process's spending added to one bucket per participant, refilled at the rule's rate as
+# time passes; rows in key order, so two processes sharing at once cannot deadlock.
+_SHARE_SPENDING = sa.text(
+    "INSERT INTO rate_buckets AS b (participant_id, tokens, at_ms) "
+    "SELECT key, CAST(:limit AS double precision) - spent, CAST(:at_ms AS bigint) "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:spent AS integer[])) AS u(key, spent) ORDER BY key "
+    "ON CONFLICT (participant_id) DO UPDATE SET "
+    "tokens = LEAST(CAST(:limit AS double precision), b.tokens + GREATEST(0, excluded.at_ms - b.at_ms) * CAST(:limit AS double precision) / 60000) "
+    "- (CAST(:limit AS double precision) - excluded.tokens), "
+    "at_ms = GREATEST(b.at_ms, excluded.at_ms) "
+    "RETURNING participant_id, tokens"
+)
+
 # Declared once so every creating POST documents and reads the header the same way.
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
 
@@ -92,7 +105,7 @@ class Exchange:
         self.rule_cache = RulebookCache()
         self.ledger = Ledger(settings)
         self.limiter = RateLimiter()
-        self.search_cache: PageCache[ListingPage] = PageCache()
+        self.search_cache: PageCache[ListingPage] | None = PageCache(settings.search_cache_pages) if settings.search_cache_pages else None
         self.clock = clock
         self.transaction_attempts = retry.ATTEMPTS
         self.on_retry: Callable[[str], None] | None = None  # create_app counts retries for /metrics
@@ -194,6 +207,25 @@ class Exchange:
     async def retrying(self, once: Callable[[], Awaitable[T]]) -> T:
         """`once` is one whole transaction; see `exchange.db.retrying`."""
         return await retrying(once, attempts=self.transaction_attempts, on_retry=self.on_retry)
+
+    async def share_rate_limits(self) -> None:
+        """Add this process's spending since the last share to the participants' shared buckets
+        and take them back as every process has left them (PostgreSQL; see exchange/ratelimit.py)."""
+        spent = self.limiter.spending()
+        if not spent:
+            return
+        try:
+            async with self.db.write() as session:
+                now = self.clock()
+                limit = (await store.active(session, self.rule_cache, now)).rulebook.trading.api.requests_per_minute
+                keys = sorted(spent)
+                rows = (await session.execute(
+                    _SHARE_SPENDING, {"limit": limit, "at_ms": int(now.timestamp() * 1000), "keys": keys, "spent": [spent[key] for key in keys]}
+                )).all()
+        except BaseException:
+            self.limiter.unshared(spent)
+            raise
+        self.limiter.shared({key: tokens for key, tokens in rows}, limit, now)
 
     async def dispose(self) -> None:
         await self.db.dispose()

@@ -60,8 +60,9 @@ class Metrics:
             size = await exchange.ledger.size(session)
             head = await exchange.ledger.latest_head(session)
         self.ledger_size.set(size)
-        self.search_answers.labels("kept").set(exchange.search_cache.hits)
-        self.search_answers.labels("database").set(exchange.search_cache.misses)
+        if exchange.search_cache is not None:
+            self.search_answers.labels("kept").set(exchange.search_cache.hits)
+            self.search_answers.labels("database").set(exchange.search_cache.misses)
         self.unsigned.set(size - (head.size if head else 0))
         self.head_age.set((millis(exchange.clock()) - head.timestamp_ms) / 1000 if head else 0)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -58,6 +58,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     sweep_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 1000
     """How often each process sweeps lapsed orders, contracts due to confirm or end, and bills;
     0: never (tests that run the sweep themselves, on their own clock)."""
+    search_cache_pages: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 256
+    """Public catalogue search answers each process keeps while the catalogue stays as it was
+    (exchange/listings/cache.py); 0: none (every search reads the database)."""
+    rate_share_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 250
+    """How often each process shares its participants' request spending with the others (the
+    request rate limit holds across processes, give or take what a participant spends in one
+    process in this time); PostgreSQL only; 0: never (each process limits alone)."""
     write_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
     """Write transactions one process runs at once; the rest queue in the process. Money moves
     under one ledger lock: with many writers in flight, the lock holder waits behind the others

@@ -258,6 +258,18 @@ class PendingTransfer(SQLModel, table=True):
     updated_index: int = _big()
 
 
+class RateBucket(SQLModel, table=True):
+    """A participant's request-rate bucket as every process shared it (exchange/ratelimit.py).
+    Unlogged on PostgreSQL: after a crash, buckets start full again."""
+
+    __tablename__ = "rate_buckets"
+
+    participant_id: str = Field(primary_key=True, max_length=40)
+    tokens: float
+    at_ms: int = _big()
+    """When `tokens` was counted, in milliseconds since the epoch (UTC)."""
+
+
 class LedgerState(SQLModel, table=True):
     """One row: the log's size and the compact range of its tree; locked by every append."""
 

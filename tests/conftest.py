@@ -93,6 +93,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TABLES = (
+    "rate_buckets",
     "web_sessions",
     "amendments",
     "shadow_divergences",

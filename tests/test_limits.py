@@ -3,6 +3,9 @@ size, page size."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from exchange.settings import shipped_rules_dir
@@ -192,3 +195,49 @@ async def test_a_database_too_busy_to_answer_in_time_is_a_503_to_retry(api: Api)
     finally:
         await holder.dispose()
     assert await available() == 700
+
+
+@pytest.mark.postgres_only
+async def test_the_request_rate_holds_across_processes_that_share_their_spending(clean_database_url: str, clock: MovableClock, tmp_path: Path) -> None:
+    """Two app processes on one database (as behind the deploy recipe's nginx) share what a
+    participant spent: together they serve the rule's limit, not twice it."""
+    from litestar.testing import AsyncTestClient
+
+    from exchange.app import create_app
+    from exchange.context import Exchange
+    from exchange.settings import Settings
+
+    settings = Settings(
+        database_url=clean_database_url, operator_key_file=str(tmp_path / "operator.key"), signing_key_file=str(tmp_path / "signing.key"),
+        sweep_interval_ms=0, rate_share_interval_ms=0,  # shared by hand below, at the moments the test chooses
+    )
+    first, second = create_app(settings, clock=clock), create_app(settings, clock=clock)
+    exchange_of = {app: app.dependencies["exchange"].dependency(app.state) for app in (first, second)}
+    async with AsyncTestClient(app=first) as one, AsyncTestClient(app=second) as two:
+        api = Api(one, settings)
+        await api.start()
+        trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("requests_per_minute = 1200", "requests_per_minute = 10")
+        assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "tight"})).status_code == 200
+        _, buyer = await api.participant("buyer")
+
+        async def statuses(client: AsyncTestClient[Any], count: int) -> list[int]:
+            return [(await client.get("/v1/participants/me", headers=Api.auth(buyer))).status_code for _ in range(count)]
+
+        async def share(app: Any) -> None:
+            exchange: Exchange = exchange_of[app]
+            client = one if app is first else two
+            client.blocking_portal.call(exchange.share_rate_limits)  # on the app's own event loop, as its timer would
+
+        assert await statuses(one, 6) == [200] * 6
+        await share(first)
+        assert await statuses(two, 1) == [200]  # the first this process sees of the buyer: its own bucket is full
+        await share(second)  # ... until it learns what the other spent
+        assert await statuses(two, 4) == [200] * 3 + [429]
+        await share(second)
+        await share(first)
+        assert await statuses(one, 1) == [429]  # 10 served in all, the rule's limit
+        clock.advance(seconds=6)  # a tenth of a minute: one request's worth
+        assert await statuses(two, 2) == [200, 429]
+        await share(second)
+        await share(first)
+        assert await statuses(one, 1) == [429]
