@@ -120,8 +120,9 @@ class OrderDesk:
             while self._waiting:
                 await self._linger()
                 batch, self._waiting = self._waiting[: self.batch_max], self._waiting[self.batch_max :]
-                self._recent_sizes.append(len(batch))
                 answers = await self._settle(batch)
+                # The requests in play around this batch: it, and those that arrived while it ran.
+                self._recent_sizes.append(len(batch) + len(self._waiting))
                 for ticket, answer in zip(batch, answers, strict=True):
                     if not ticket.answer.done():  # its client may have gone
                         ticket.answer.set_result(answer)
@@ -133,8 +134,10 @@ class OrderDesk:
         answered come back within a few milliseconds, one by one: stopping at the first quiet
         millisecond cut that wave into a small batch and a large one, each paying a whole
         transaction's round trips. So wait, a millisecond at a time, until the queue holds about
-        as many as the recent batches did, or nothing arrived for two milliseconds, or ten have
-        passed; a lone client (recent batches of one) never waits."""
+        as many as were in play around the recent batches (each batch and the requests that
+        arrived while it ran: counting the batch alone, a wave cut once stays cut, two groups
+        of clients taking turns in half-size batches), or nothing arrived for two milliseconds,
+        or ten have passed; a lone client (recent batches of one) never waits."""
         expected = min(self.batch_max, max(1, max(self._recent_sizes, default=1) * 3 // 4))
         quiet = 0
         for _ in range(LINGER_STEPS):

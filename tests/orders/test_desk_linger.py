@@ -1,0 +1,49 @@
+"""How long the order desk lingers for a batch: until about as many requests wait as were in
+play around the recent batches (those batches, and what arrived while they ran)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from exchange.orders.desk import ALONE, Cancel, OrderDesk
+
+
+async def test_requests_that_arrived_during_a_batch_count_towards_the_next_wave() -> None:
+    """Clients in a closed loop: 30 are in a batch while 15 more arrive; the 30 come back over five
+    milliseconds. Waiting only for 3/4 of the last batch (22) would start the next batch with
+    those 15 and the first few returning: the two groups then take turns in half-size batches,
+    each paying a whole transaction. In play around the batch were 45: the next waits for 33."""
+    desk = OrderDesk(SimpleNamespace(settings=SimpleNamespace(order_batch_max=256)))  # type: ignore[arg-type]
+    sizes: list[int] = []
+    returning: list[asyncio.Task[Any]] = []
+
+    def request() -> asyncio.Task[Any]:
+        return asyncio.create_task(desk.place(Cancel(authorization=None, order_id="ord")))
+
+    async def come_back(count: int) -> None:
+        for _ in range(count // 6):  # six a millisecond
+            await asyncio.sleep(0.001)
+            returning.extend(request() for _ in range(6))
+
+    async def settle(batch: list[Any]) -> list[Any]:
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            arrivals = [request() for _ in range(15)]  # arrive while the batch runs
+            await asyncio.sleep(0)
+            returning.extend(arrivals)
+            returning.append(asyncio.create_task(come_back(30)))
+        return [ALONE] * len(batch)
+
+    desk._settle = settle  # type: ignore[method-assign]
+    desk._recent_sizes.extend([30] * 8)  # the recent batches held 30 each
+    first = [request() for _ in range(30)]
+    await asyncio.gather(*first)
+    for _ in range(200):
+        await asyncio.sleep(0.001)
+        if sum(sizes) >= 75:
+            break
+    await asyncio.gather(*returning)
+    assert sizes[0] == 30
+    assert sizes[1] >= 33, sizes  # 3/4 of the 45 in play around the first batch
