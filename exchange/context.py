@@ -39,9 +39,9 @@ IDEMPOTENCY_KEY_MAX = 200
 # The caller, the rule set in force and the catalogue version, in one round trip: every request
 # with a key needs the first two (the rules for its rate limit), a catalogue search the third,
 # and a short read is mostly round trips.
-_CATALOGUE_VERSION = sa.select(CatalogueState.version).where(CatalogueState.id == 1).scalar_subquery()
-_CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
-_RULES_AND_CATALOGUE = sa.select(store.ACTIVE_VERSION.scalar_subquery(), _CATALOGUE_VERSION)
+CATALOGUE_VERSION = sa.select(CatalogueState.version).where(CatalogueState.id == 1).scalar_subquery()
+_CALLER_AND_RULES = BY_KEY.add_columns(store.ACTIVE_VERSION.scalar_subquery(), CATALOGUE_VERSION)
+_RULES_AND_CATALOGUE = sa.select(store.ACTIVE_VERSION.scalar_subquery(), CATALOGUE_VERSION)
 
 # Every process's spending added to one bucket per participant, refilled at the rule's rate as
 # time passes; rows in key order, so two processes sharing at once cannot deadlock.

@@ -32,7 +32,7 @@ import structlog
 from litestar import Response
 
 from exchange.auth import Caller, active_callers, callers_query
-from exchange.context import Exchange
+from exchange.context import CATALOGUE_VERSION, Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
 from exchange.db import in_list
@@ -57,11 +57,13 @@ ALONE = None
 
 
 # The batch's callers, and with them what the whole batch needs besides: the rule set in force,
-# whether a shadow set is judging, and the signing key.
+# whether a shadow set is judging, the signing key, and the catalogue version (the listings the
+# desk keeps between batches stand while it does).
 _CALLERS_AND_FACTS = callers_query(
     store.ACTIVE_VERSION.scalar_subquery(),
     shadow.RUNNING.exists(),
     ACTIVE_KEY_ID.scalar_subquery(),
+    CATALOGUE_VERSION,
 )
 
 
@@ -104,6 +106,9 @@ class OrderDesk:
         self._running: asyncio.Task[None] | None = None
         self._recent_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
         self._windows = TradeWindows()  # the circuit breaker's windows, brought up to date by each batch
+        # Listings as of a catalogue version (read-only here: a batch never changes a listing).
+        self._listings: dict[str, Listing] = {}
+        self._listings_version: int | None = None
         self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
 
     async def place(self, ticket: Ticket | Cancel) -> Any:
@@ -181,7 +186,7 @@ class OrderDesk:
             )
             if found is None:
                 return answers  # nobody the batch could serve: each request gets its refusal alone
-            rules_version, shadowing, signing_key_id = found
+            rules_version, shadowing, signing_key_id, catalogue_version = found
             if shadowing:
                 return answers  # a shadow set judges every order: the single-order path records it
             rules = await store.active(session, exchange.rule_cache, now, version=rules_version)
@@ -196,8 +201,7 @@ class OrderDesk:
                     sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(in_list(keyed)))
                 )).scalars()
             } if keyed else {}
-            listing_ids = sorted({t.body.listing_id for _, t in tickets})
-            listings = {row.id: row for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(in_list(listing_ids))))).scalars()}  # type: ignore[attr-defined]
+            listings = await self._listings_as_of(session, catalogue_version, {t.body.listing_id for _, t in tickets})
 
             placing: list[tuple[int, _Placing]] = []
             keys_seen: set[tuple[str, str]] = set()
@@ -313,6 +317,18 @@ class OrderDesk:
             await volumes.count_inserted(session, new_contracts)
             await self._post(session, journals, now)
         return answers
+
+    async def _listings_as_of(self, session: Any, catalogue_version: int, listing_ids: set[str]) -> dict[str, Listing]:
+        """The listings the batch names, as they stand at `catalogue_version`: kept from earlier
+        batches while the version stands, the others read (and kept)."""
+        if catalogue_version != self._listings_version:
+            self._listings, self._listings_version = {}, catalogue_version
+        missing = sorted(listing_ids - self._listings.keys())
+        if missing:
+            for row in (await session.execute(sa.select(Listing).where(Listing.id.in_(in_list(missing))))).scalars():  # type: ignore[attr-defined]
+                session.expunge(row)  # out of the session: a rollback would expire it under later batches
+                self._listings[row.id] = row
+        return {listing_id: self._listings[listing_id] for listing_id in listing_ids if listing_id in self._listings}
 
     async def _post(self, session: Any, journals: list[JournalIn], now: datetime) -> None:
         if journals:

@@ -372,3 +372,26 @@ async def test_a_batch_reads_the_shadow_set_and_the_signing_key_as_they_stand(
     report = (await api.request("GET", "/v1/rules/shadow/report", api.operator_key)).json()
     assert report["shadow"]["judged"] == 3  # each went the single-order way, where the shadow set judges it
     await market.verify_ledger()
+
+
+async def test_a_listing_suspended_between_batches_refuses_the_next_batch_s_orders(
+    market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk keeps the listings it read while the catalogue version stands: a listing
+    suspended by another process reaches the very next batch, whose orders for it are refused."""
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    assert (await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=50, time_in_force="gtc")).status_code == 201
+    buys = [served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc") for _ in range(3)]
+    assert [r.status_code for r in await in_one_batch(monkeypatch, buys)] == [201] * 3  # the desk now keeps the listing
+    suspended = await api.request("POST", f"/v1/listings/{listing['id']}/suspend", api.operator_key, json={"reason": "checking its source"})
+    assert suspended.status_code == 200, suspended.text
+    buys = [served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc") for _ in range(3)]
+    refused = await in_one_batch(monkeypatch, buys)
+    assert [r.status_code for r in refused] == [404] * 3, [r.text for r in refused]
+    assert all("No listed product" in r.text for r in refused)
+    resumed = await api.request("POST", f"/v1/listings/{listing['id']}/resume", api.operator_key, json={"reason": "source checked"})
+    assert resumed.status_code == 200, resumed.text
+    buys = [served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc") for _ in range(3)]
+    assert [r.status_code for r in await in_one_batch(monkeypatch, buys)] == [201] * 3
+    await market.verify_ledger()
