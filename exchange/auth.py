@@ -31,9 +31,16 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
         return self.has("operator", "regulator")
 
 
+# What a caller is read from, by both lookups below: columns, not a Participant entity (which
+# the ORM would build, track and discard on every request). Other columns a query adds follow.
+_CALLER_COLUMNS = (Participant.id, Participant.name, Participant.roles, Participant.qualifications, Participant.sponsor_id,
+                   Participant.status, ApiKey.key_hash)
+CALLER_WIDTH = len(_CALLER_COLUMNS)
+"""Where the columns a query adds to the caller's begin in its rows."""
+
 # Built once: every request with a key runs it (see store.ACTIVE_VERSION).
 BY_KEY = (
-    sa.select(Participant, ApiKey.key_hash)
+    sa.select(*_CALLER_COLUMNS)  # type: ignore[call-overload]
     .join(ApiKey, ApiKey.participant_id == Participant.id)
     .where(ApiKey.key_hash == sa.bindparam("digest"), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
 )
@@ -64,29 +71,22 @@ def _bearer(authorization: str) -> str | None:
 
 
 def caller_of(key: str, row: Any) -> Caller:
-    """The caller behind `key`, from the row its hash found (the participant, the stored hash)."""
-    if row is None or not key_matches(key, row[1]):
+    """The caller behind `key`, from the row its hash found (the caller's columns)."""
+    if row is None or not key_matches(key, row[CALLER_WIDTH - 1]):
         raise NotAuthenticated("The API key is not valid.")
-    participant: Participant = row[0]
-    if participant.status != "active":
+    if row[CALLER_WIDTH - 2] != "active":
         raise ParticipantSuspended("This participant is suspended and may not use the exchange.")
-    return _caller(participant)
+    return _caller_from(row)
 
 
-def _caller(participant: Participant) -> Caller:
-    return Caller(
-        id=participant.id,
-        name=participant.name,
-        roles=frozenset(participant.roles),
-        qualifications=frozenset(participant.qualifications),
-        sponsor_id=participant.sponsor_id,
-    )
+def _caller_from(row: Any) -> Caller:
+    participant_id, name, roles, qualifications, sponsor_id = row[:5]
+    return Caller(id=participant_id, name=name, roles=frozenset(roles), qualifications=frozenset(qualifications), sponsor_id=sponsor_id)
 
 
 # Every active key among many, by hash (PostgreSQL: the order desk's, which runs only there).
 _CALLERS = (
-    sa.select(Participant.id, Participant.name, Participant.roles, Participant.qualifications, Participant.sponsor_id,  # type: ignore[call-overload]
-              Participant.status, ApiKey.key_hash)
+    sa.select(*_CALLER_COLUMNS)  # type: ignore[call-overload]
     .join(ApiKey, ApiKey.participant_id == Participant.id)
     .where(ApiKey.key_hash == sa.any_(sa.bindparam("digests", type_=postgresql.ARRAY(sa.Text()))), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
 )
@@ -115,12 +115,11 @@ async def active_callers(
     rows = (await session.execute(query, {"digests": sorted(keys), **(params or {})})).all()
     found: dict[str, Caller] = {}
     for row in rows:
-        participant_id, name, roles, qualifications, sponsor_id, status, stored_hash = row[:7]
+        status, stored_hash = row[CALLER_WIDTH - 2 : CALLER_WIDTH]
         authorization, key = keys[stored_hash]
         if status == "active" and key_matches(key, stored_hash):
-            found[authorization] = Caller(id=participant_id, name=name, roles=frozenset(roles), qualifications=frozenset(qualifications),
-                                          sponsor_id=sponsor_id)
-    return found, (tuple(rows[0][7:]) if rows else None)
+            found[authorization] = _caller_from(row)
+    return found, (tuple(rows[0][CALLER_WIDTH:]) if rows else None)
 
 
 def require(caller: Caller | None, *roles: str) -> Caller:

@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange.auth import BY_KEY, Caller, bearer_key, caller_of, require
+from exchange.auth import BY_KEY, CALLER_WIDTH, Caller, bearer_key, caller_of, require
 from exchange.core import retry
 from exchange.core.canonical import canonical_bytes
 from exchange.core.errors import IdempotencyConflict, InvalidInput
@@ -128,8 +128,8 @@ class Exchange:
                 row = (await session.execute(_CALLER_AND_RULES, {"digest": key_hash(key), "now": now})).first()
                 caller = caller_of(key, row)
                 assert row is not None
-                rules_version = row[2]  # None when no rule set is in force: rules() says so
-                catalogue_version = row[3]
+                # The rules' version is None when no rule set is in force: rules() says so.
+                rules_version, catalogue_version = row[CALLER_WIDTH:]
             unit = Unit(self, session, caller, now, rules_version, catalogue_version)
             if caller is not None:
                 limit = (await unit.rules()).rulebook.trading.api.requests_per_minute

@@ -15,13 +15,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-PAGES_MAX = 256
-
 
 class PageCache(Generic[T]):
     """The most recently used answers of one catalogue version, at most `size` of them."""
 
-    def __init__(self, size: int = PAGES_MAX) -> None:
+    def __init__(self, size: int) -> None:  # Settings.search_cache_pages
         self.size = size
         self.version: int | None = None
         self._pages: OrderedDict[Hashable, T] = OrderedDict()
