@@ -6,7 +6,7 @@ catalogue's hot tables so they can be distributed by listing later (see ARCHITEC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -733,3 +733,44 @@ async def insert_rows(session: Any, rows: Sequence[SQLModel]) -> None:
     if keys is None:
         keys = _COLUMNS[model] = [column.key for column in table.columns]
     await session.execute(sa.insert(table), [{key: row.__dict__[key] for key in keys} for row in rows])
+
+
+# Per tuple of models: the statement, and for each model its columns' keys with each column
+# type's own conversion of a value for the driver (None: passed as it is).
+_TOGETHER: dict[tuple[type[Any], ...], tuple[sa.TextClause, list[list[tuple[str, Callable[[Any], Any] | None]]]]] = {}
+
+
+async def insert_together(session: Any, *groups: Sequence[SQLModel]) -> None:
+    """`insert_rows` for several models in one statement and one round trip (PostgreSQL): each
+    model's rows go in as arrays, one a column, unnested by a data-modifying CTE of its own
+    (foreign keys between them are checked at the end of the statement). Each value goes
+    through its column type's own conversion, as `insert_rows` sends it: a JSON column's None
+    is stored as JSON null there too."""
+    groups = tuple(rows for rows in groups if rows)
+    if not groups:
+        return
+    models = tuple(type(rows[0]) for rows in groups)
+    plan = _TOGETHER.get(models)
+    if plan is None:
+        plan = _TOGETHER[models] = _together(models, session.bind.dialect)
+    statement, converters = plan
+    parameters: dict[str, list[Any]] = {}
+    for n, (rows, columns) in enumerate(zip(groups, converters, strict=True)):
+        for i, (key, convert) in enumerate(columns):
+            values = [row.__dict__[key] for row in rows]
+            parameters[f"t{n}_{i}"] = values if convert is None else [convert(value) for value in values]
+    await session.execute(statement, parameters)
+
+
+def _together(models: tuple[type[Any], ...], dialect: Any) -> tuple[sa.TextClause, list[list[tuple[str, Callable[[Any], Any] | None]]]]:
+    quote = dialect.identifier_preparer.quote
+    inserts: list[str] = []
+    converters: list[list[tuple[str, Callable[[Any], Any] | None]]] = []
+    for n, model in enumerate(models):
+        columns = list(model.__table__.columns)
+        arrays = ", ".join(f"CAST(:t{n}_{i} AS {column.type.compile(dialect=dialect)}[])" for i, column in enumerate(columns))
+        inserts.append(f"INSERT INTO {quote(model.__table__.name)} ({', '.join(quote(c.name) for c in columns)}) SELECT * FROM unnest({arrays})")
+        converters.append([(column.key, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns])
+    *first, last = inserts
+    text = (f"WITH {', '.join(f'w{n} AS ({insert})' for n, insert in enumerate(first))} {last}") if first else last
+    return sa.text(text), converters

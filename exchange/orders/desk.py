@@ -44,7 +44,7 @@ from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, Contract, IdempotencyRecord, Listing, Order, Trade, insert_rows, new_row
+from exchange.tables import Account, Contract, IdempotencyRecord, Listing, Order, Trade, insert_together, new_row
 
 log = structlog.get_logger()
 
@@ -312,8 +312,7 @@ class OrderDesk:
                     new_records.append(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
                                         status_code=201, response=result, created_at=now))
                 answers[position] = _response(result, 201, replayed=False)
-            for rows in (new_orders, new_contracts, new_trades, new_records):
-                await insert_rows(session, rows)
+            await insert_together(session, new_orders, new_contracts, new_trades, new_records)
             await volumes.count_inserted(session, new_contracts)
             await self._post(session, journals, now)
         return answers
