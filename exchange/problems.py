@@ -67,7 +67,8 @@ _DOCUMENTED_STATUSES = {
     409: "Conflicts with the current state",
     422: "Decodes but is refused: invalid input, the exchange rules, a broken rule set",
     429: "Too many requests from this participant: wait as long as Retry-After says",
-    503: "The database was too busy to finish in time; nothing was kept: retry after Retry-After",
+    503: "The database was too busy to finish in time (nothing was kept), or could not be reached (resend with the same "
+         "Idempotency-Key: what landed is replayed): retry after Retry-After",
 }
 
 
@@ -153,6 +154,17 @@ def internal_error(request: Request[Any, Any, Any], error: Exception) -> Respons
             f"The database could not finish this request in time ({busy}); nothing of it was kept. Try again.",
             {"Retry-After": str(BUSY_RETRY_AFTER_S)},
         )
+    unreachable = database_unreachable(error)
+    if unreachable is not None:
+        # A connection lost while committing leaves the outcome unknown to us: the client's
+        # Idempotency-Key, sent again, turns a landed request into a replay, not a repeat.
+        log.warning("request.database_unreachable", reason=unreachable, error_type=type(error).__name__)
+        return problem(
+            request, 503, "database_unavailable", "Database unavailable",
+            f"The exchange could not reach its database ({unreachable}). Send the request again after Retry-After, "
+            "with the same Idempotency-Key if it creates something: if it had landed, its answer is replayed.",
+            {"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
     log.exception("request.failed", error_type=type(error).__name__)
     return problem(
         request, 500, "internal_error", "Internal error", "The exchange failed; the error is logged."
@@ -170,6 +182,26 @@ def database_busy(error: BaseException) -> str | None:
         return "statement_timeout"
     if isinstance(error, sa.exc.OperationalError) and "database is locked" in str(error.orig):
         return "database_locked"
+    return None
+
+
+# Server states in which PostgreSQL refuses or ends connections (class 57P: operator intervention).
+_GOING_AWAY = {"57P01": "the server is shutting down", "57P02": "the server crashed", "57P03": "the server is starting up"}
+
+
+def database_unreachable(error: BaseException) -> str | None:
+    """Why no connection could serve the request, when that is what failed it: one lost under it
+    (a restart, an operator's pg_terminate_backend, the network), or none to be had (refused, the
+    server starting or stopping). None for anything else."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return "the connection was lost"
+    code = retry.sqlstate(error)
+    if code is not None and code.startswith("08"):  # class 08: connection exception
+        return "the connection failed"
+    if code in _GOING_AWAY:
+        return _GOING_AWAY[code]
+    if isinstance(error, ConnectionError):  # asyncpg's connect raises the socket's own error
+        return "the connection was refused"
     return None
 
 
