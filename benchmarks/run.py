@@ -63,6 +63,7 @@ def suite() -> list[Bench]:
         Bench("merkle", ["benchmarks/merkle.py", "1000000"], ["benchmarks/merkle.py", "100000"]),
         Bench("usage", ["benchmarks/usage.py"], ["benchmarks/usage.py", "--records", "100000", "--bills", "20000"]),
         Bench("statement", ["benchmarks/statement.py"], ["benchmarks/statement.py", "--count", "300"]),
+        Bench("desk", ["benchmarks/desk.py", "--batches", "300"], ["benchmarks/desk.py", "--batches", "60"]),
     ]
 
 

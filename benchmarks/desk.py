@@ -1,0 +1,153 @@
+"""The order desk alone: batches of the mixed load's orders and cancels handed straight to
+`OrderDesk.place` in this process, without HTTP, so that what a batch costs the desk shows apart
+from the HTTP work that shares its process when served.
+
+    .venv/bin/python benchmarks/desk.py                      # 300 batches of 32
+    .venv/bin/python benchmarks/desk.py --batches 500 --batch 48
+
+Set-up (not timed) is `load.py`'s, through one `exchange serve` on a fresh PostgreSQL database
+(exchange_bench_desk): funded buyers, eight quota books with deep asks, the per-participant
+limits lifted; with the server's autovacuum off, its statistics work done as `load.py` does it. Then each batch is `--batch` requests in the mixed load's proportions (55 orders:
+15 cancels; of the orders 70% ioc buys that cross and 30% gtc buys that rest below the asks,
+each with an Idempotency-Key; cancels of orders a batch before left resting), placed together
+so that the desk takes them as one batch, one batch after the other.
+
+Printed: requests a second through the desk alone (its serial ceiling), the batch's wall time
+(p50, p95), the CPU of this process per request (the desk and the set-up of its tickets, which
+is small), and statements per batch. A change to the desk shows here at a few percent, where
+the mixed load over HTTP moves by ten from run to run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import EXCHANGE_BIN, exchange_env, free_port, fresh_postgres, header, percentile, result, run_exchange, served  # noqa: E402
+from load import BUYERS, REFERENCE, setup, stand_in_for_autovacuum  # noqa: E402
+
+from exchange.context import Exchange  # noqa: E402
+from exchange.orders.desk import Cancel, Ticket  # noqa: E402
+from exchange.orders.schemas import OrderIn  # noqa: E402
+from exchange.settings import Settings  # noqa: E402
+
+DATABASE = "exchange_bench_desk"
+CANCEL_SHARE = 15 / 70  # of the desk's requests in the mixed load: 55 orders to 15 cancels
+
+
+def ticket(key: str, body: dict[str, Any]) -> Ticket:
+    raw = msgspec.json.encode(body)
+    digest = hashlib.sha256(b"POST /v1/orders " + raw).hexdigest()  # any stable hash of the request serves
+    return Ticket(f"Bearer {key}", str(uuid.uuid4()), digest, msgspec.json.decode(raw, type=OrderIn))
+
+
+async def run(exchange: Exchange, world: dict[str, Any], batches: int, size: int, rng: random.Random) -> dict[str, Any]:
+    desk = exchange.desk
+    assert desk is not None, "the desk runs on PostgreSQL with order_batch_max > 0"
+    statements = [0]
+    sa.event.listen(exchange.db.writer.sync_engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1))
+    resting: list[tuple[str, str]] = []
+    walls: list[float] = []
+    counted = {"placed": 0, "cancelled": 0, "alone": 0, "refused": 0}
+    cpu = wall = 0.0
+    for number in range(batches):
+        requests: list[Ticket | Cancel] = []
+        owners: list[str] = []
+        for _ in range(size):
+            buyer = rng.choice(world["buyers"])
+            if rng.random() < CANCEL_SHARE and resting:
+                owner, order_id = resting.pop(rng.randrange(len(resting)))
+                requests.append(Cancel(f"Bearer {owner}", order_id))
+                owners.append(owner)
+                continue
+            listing, plan, _ = rng.choice(world["listings"])
+            tif = "ioc" if rng.random() < 0.7 else "gtc"
+            price = rng.randint(REFERENCE - 100, REFERENCE + 200) if tif == "ioc" else rng.randint(REFERENCE - 1000, REFERENCE - 200)
+            requests.append(ticket(buyer, {"listing_id": listing, "plan_id": plan, "side": "buy", "type": "limit", "quantity": rng.randint(1, 5),
+                                           "price": price, "time_in_force": tif}))
+            owners.append(buyer)
+        before_cpu, before = time.process_time(), time.perf_counter()
+        answers = await asyncio.gather(*(desk.place(request) for request in requests))
+        elapsed = time.perf_counter() - before
+        if number >= batches // 10:  # the first tenth warms caches and connections
+            walls.append(elapsed)
+            cpu += time.process_time() - before_cpu
+            wall += elapsed
+        for request, owner, answer in zip(requests, owners, answers, strict=True):
+            if answer is None:
+                counted["alone"] += 1
+            elif isinstance(answer, Exception):
+                counted["refused"] += 1
+            elif isinstance(request, Cancel):
+                counted["cancelled"] += 1
+            else:
+                counted["placed"] += 1
+                out = msgspec.json.decode(answer.content)
+                if out["status"] == "open":
+                    resting.append((owner, out["id"]))
+    timed = len(walls)
+    requests_timed = timed * size
+    walls.sort()
+    return {
+        "rate": requests_timed / wall, "p50": percentile(walls, 0.50) * 1000, "p95": percentile(walls, 0.95) * 1000,
+        "cpu_ms": cpu / requests_timed * 1000, "statements": statements[0] / batches, **counted,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=32, help="requests placed together in each batch")
+    parser.add_argument("--buyers", type=int, default=BUYERS)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    header()
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        url = asyncio.run(fresh_postgres(DATABASE))
+        env = exchange_env(url, workdir)
+        run_exchange(["migrate"], env)
+        run_exchange(["bootstrap"], env)
+        port = free_port()
+        with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
+            started = time.perf_counter()
+            world = asyncio.run(setup("127.0.0.1", port, (workdir / "operator.key").read_text().strip(), args.buyers))
+        print(f"set-up: {args.buyers} funded buyers, 8 quota books with deep asks ({time.perf_counter() - started:.1f} s, untimed)")
+        settings = Settings.from_env(env)
+
+        async def measure() -> dict[str, Any]:
+            exchange = Exchange(settings)
+            analysing = await stand_in_for_autovacuum(url)
+            try:
+                return await run(exchange, world, args.batches, args.batch, random.Random(args.seed))
+            finally:
+                if analysing is not None:
+                    analysing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await analysing
+                await exchange.db.dispose()
+
+        figures = asyncio.run(measure())
+    size = f"{args.batches} batches of {args.batch}, {args.buyers} buyers, 8 books"
+    print(f"the desk alone: {figures['rate']:,.0f} requests/s; a batch p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms; "
+          f"{figures['cpu_ms']:.3f} ms of CPU a request; {figures['statements']:.1f} statements a batch")
+    print(f"  placed {figures['placed']:,}, cancelled {figures['cancelled']:,}, refused {figures['refused']:,}, left to the single-order path {figures['alone']:,}")
+    note = f"batch p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms; {figures['statements']:.1f} statements a batch; alone {figures['alone']}"
+    result("order desk alone", round(figures["rate"]), "requests/s", database="postgresql", size=size, note=note)
+    result("order desk CPU per request", round(figures["cpu_ms"], 3), "ms", database="postgresql", size=size)
+
+
+if __name__ == "__main__":
+    main()
