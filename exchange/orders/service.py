@@ -323,10 +323,9 @@ async def resting(
     skip) and one order beyond the limit is seen, so matching gives exactly what the whole
     book would, without reading the whole book. Lapsed orders met on the way leave the book
     and give their holds back. `first_page`: the first page, read already (`first_pages`)."""
-    query = _resting_query(listing_id, plan_id, maker_side)
     found: list[Order] = []
     covered = 0
-    page_query = query
+    after: Order | None = None  # the last order read: the next page starts after it
     size = MAKERS_FIRST_PAGE
     while True:
         # Pages grow: most takers reach a few orders, and every row read costs the same.
@@ -334,12 +333,9 @@ async def resting(
         if first_page is not None:
             page, first_page = first_page, None
         else:
-            page = list((await session.execute(page_query.limit(asked))).scalars())
+            page = list((await session.execute(_page_query(listing_id, plan_id, maker_side, after).limit(asked))).scalars())
         if page:
-            # Keyset, not offset: expiring orders of this page changes what an offset counts.
-            last = page[-1]
-            better = Order.price > last.price if maker_side == "sell" else Order.price < last.price  # type: ignore[operator]
-            page_query = query.where(sa.or_(better, sa.and_(Order.price == last.price, Order.seq > last.seq)))
+            after = page[-1]
         live = await _expire(session, ledger, page, now)
         found.extend(live)
         for maker in live:
@@ -348,6 +344,18 @@ async def resting(
         beyond = bool(live) and limit is not None and (live[-1].price > limit if maker_side == "sell" else live[-1].price < limit)  # type: ignore[operator]
         if len(page) < asked or covered >= need or beyond:
             return found
+
+
+def _page_query(listing_id: str, plan_id: str, maker_side: str, after: Order | None) -> sa.Select[tuple[Order]]:
+    """The resting orders after `after` in priority (all of them for None). Built only when a
+    page is read: a statement costs a third of a millisecond to build, and the batch's first
+    pages are read already (`first_pages`)."""
+    query = _resting_query(listing_id, plan_id, maker_side)
+    if after is None:
+        return query
+    # Keyset, not offset: expiring orders of a page changes what an offset counts.
+    better = Order.price > after.price if maker_side == "sell" else Order.price < after.price  # type: ignore[operator]
+    return query.where(sa.or_(better, sa.and_(Order.price == after.price, Order.seq > after.seq)))
 
 
 def _resting_query(listing_id: str, plan_id: str, maker_side: str) -> sa.Select[tuple[Order]]:
