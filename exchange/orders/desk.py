@@ -44,7 +44,7 @@ from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Account, Contract, IdempotencyRecord, Listing, Order, Trade, insert_together, new_row
+from exchange.tables import Contract, IdempotencyRecord, Listing, Order, Trade, insert_together, new_row
 
 log = structlog.get_logger()
 
@@ -64,6 +64,22 @@ _CALLERS_AND_FACTS = callers_query(
     shadow.RUNNING.exists(),
     ACTIVE_KEY_ID.scalar_subquery(),
     CATALOGUE_VERSION,
+)
+
+
+# The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement text for
+# any number of keys, prepared once, with no IN list to render and bind value by value.
+_REPLAYS = sa.text("""
+    SELECT r.participant_id, r.key, r.request_hash, r.status_code, r.response
+    FROM unnest(CAST(:participants AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS given(participant_id, key)
+    JOIN idempotency_keys r ON r.participant_id = given.participant_id AND r.key = given.key
+""")
+_BALANCES = sa.text("SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS VARCHAR[]))")
+# Columns named in the table's order: a text statement's columns are matched by position, and
+# the database's own order is the order its migrations added them in.
+_ORDERS = sa.select(Order).from_statement(
+    sa.text(f"SELECT {', '.join(c.name for c in Order.__table__.columns)} FROM orders WHERE id = ANY(CAST(:ids AS VARCHAR[]))")  # type: ignore[attr-defined]
+    .columns(*Order.__table__.columns)  # type: ignore[attr-defined]
 )
 
 
@@ -201,9 +217,7 @@ class OrderDesk:
                      if t.authorization in callers and t.idempotency_key is not None]
             records = {
                 (r.participant_id, r.key): r
-                for r in (await session.execute(
-                    sa.select(IdempotencyRecord).where(sa.tuple_(IdempotencyRecord.participant_id, IdempotencyRecord.key).in_(in_list(keyed)))
-                )).scalars()
+                for r in await session.execute(_REPLAYS, {"participants": [p for p, _ in keyed], "keys": [k for _, k in keyed]})
             } if keyed else {}
             listings = await self._listings_as_of(session, catalogue_version, {t.body.listing_id for _, t in tickets})
 
@@ -254,11 +268,9 @@ class OrderDesk:
             recent = await service.recent_order_counts(session, participants, now - timedelta(minutes=1), rules.rulebook.trading.orders.rate_per_minute_max)
             accounts = {
                 account_id: int(balance)
-                for account_id, balance in (await session.execute(
-                    sa.select(Account.id, Account.balance).where(Account.id.in_(in_list({
-                        posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
-                    })))  # type: ignore[attr-defined]
-                )).all()
+                for account_id, balance in await session.execute(_BALANCES, {"ids": sorted({
+                    posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
+                })})
             }
             signer = await exchange.ledger.signer_for(session, signing_key_id, now)
             markets = await self._markets(session, rules, placing, signer, now)
@@ -349,8 +361,7 @@ class OrderDesk:
         single-order way, which words it."""
         if not cancels:
             return {}
-        ids = in_list({t.order_id for _, t in cancels})
-        found = (await session.execute(sa.select(Order).where(Order.id.in_(ids)))).scalars()  # type: ignore[attr-defined]
+        found = (await session.execute(_ORDERS, {"ids": sorted({t.order_id for _, t in cancels})})).scalars()
         owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
         return {o.id: o for o in found if o.status == "open" and o.auction_id is None and o.participant_id in owners}
 
@@ -360,8 +371,8 @@ class OrderDesk:
         their book's lock): a batch or a cancel may have filled or cancelled them while we waited."""
         if not cancelling:
             return {}
-        query = sa.select(Order).where(Order.id.in_(in_list(cancelling)))  # type: ignore[attr-defined]
-        return {o.id: o for o in (await session.execute(query, execution_options={"populate_existing": True})).scalars()}
+        found = await session.execute(_ORDERS, {"ids": sorted(cancelling)}, execution_options={"populate_existing": True})
+        return {o.id: o for o in found.scalars()}
 
     def _cancel(
         self, cancelling: dict[str, Order], callers: dict[str, Caller], cancels: list[tuple[int, Cancel]],
