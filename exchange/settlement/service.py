@@ -10,10 +10,11 @@ import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
@@ -150,11 +151,39 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + IN_CHUNK]
 
 
-async def _select_in(session: AsyncSession, query_for: Any, values: Iterable[str]) -> list[Any]:
-    rows: list[Any] = []
+# What a batch reads by key: each statement built once. On PostgreSQL the keys go as one array
+# (`= ANY`): one statement text for any number of keys, prepared once, where an IN list is
+# rendered and bound value by value on every call; elsewhere as IN lists of at most IN_CHUNK.
+_AMONG = sa.bindparam("among", type_=postgresql.ARRAY(sa.String()))
+
+
+class _ByKey(NamedTuple):
+    query: sa.Select[Any]
+    column: Any
+    by_array: sa.Select[Any]
+
+
+def _by_key(query: sa.Select[Any], column: Any) -> _ByKey:
+    return _ByKey(query, column, query.where(column == sa.any_(_AMONG)))
+
+
+_TRANSFERS_SEEN = _by_key(sa.select(LedgerEntry.transfer_id, LedgerEntry.request_hash, LedgerEntry.journal_id), LedgerEntry.transfer_id)
+_JOURNALS_SEEN = _by_key(sa.select(LedgerEntry.journal_id), LedgerEntry.journal_id)
+_PENDINGS = _by_key(sa.select(PendingTransfer), PendingTransfer.id)
+_BALANCES = _by_key(sa.select(Account.id, Account.balance), Account.id)
+_PARTICIPANTS = _by_key(sa.select(Participant.id), Participant.id)
+
+
+async def _select_in(session: AsyncSession, read: _ByKey, values: Iterable[str]) -> list[Any]:
+    """The rows of `read` whose key is one of `values`."""
     distinct = sorted(set(values))
+    if not distinct:
+        return []
+    if session.bind.dialect.name == "postgresql":
+        return list((await session.execute(read.by_array, {"among": distinct})).all())
+    rows: list[Any] = []
     for chunk in _chunks(distinct):
-        rows.extend((await session.execute(query_for(in_list(chunk)))).all())
+        rows.extend((await session.execute(read.query.where(read.column.in_(in_list(chunk))))).all())
     return rows
 
 
@@ -178,18 +207,12 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
     transfer_ids = [transfer.id for journal in journals for transfer in journal.transfers]
     existing = {
         row.transfer_id: row
-        for row in await _select_in(
-            session,
-            lambda chunk: sa.select(LedgerEntry.transfer_id, LedgerEntry.request_hash, LedgerEntry.journal_id).where(LedgerEntry.transfer_id.in_(chunk)),  # type: ignore[union-attr]
-            transfer_ids,
-        )
+        for row in await _select_in(session, _TRANSFERS_SEEN, transfer_ids)
     }
     given_journals = [journal.id for journal in journals if journal.id is not None]
     used_journals = {
         row.journal_id
-        for row in await _select_in(
-            session, lambda chunk: sa.select(LedgerEntry.journal_id).where(LedgerEntry.journal_id.in_(chunk)), given_journals  # type: ignore[union-attr]
-        )
+        for row in await _select_in(session, _JOURNALS_SEEN, given_journals)
     }
     fresh: list[int] = []
     replays: dict[int, str] = {}
@@ -219,22 +242,18 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
                 batch_journals.add(journal.id)
 
     transfers = [transfer for position in fresh for transfer in journals[position].transfers]
-    pending_rows = await _select_in(
-        session,
-        lambda chunk: sa.select(PendingTransfer).where(PendingTransfer.id.in_(chunk)),  # type: ignore[attr-defined]
-        [t.pending_id for t in transfers if t.pending_id is not None],
-    )
+    pending_rows = await _select_in(session, _PENDINGS, [t.pending_id for t in transfers if t.pending_id is not None])
     pendings = {row[0].id: _pending(row[0]) for row in pending_rows}
     named = posting.accounts_named(transfers)
     for pending in pendings.values():
         named |= {pending.debit, pending.credit, pending.escrow}
     balances = {
         row.id: row.balance
-        for row in await _select_in(session, lambda chunk: sa.select(Account.id, Account.balance).where(Account.id.in_(chunk)), named)  # type: ignore[attr-defined]
+        for row in await _select_in(session, _BALANCES, named)
     }
     owners = {account.owner for name in named if name not in balances and (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER}
     known_owners = {
-        row.id for row in await _select_in(session, lambda chunk: sa.select(Participant.id).where(Participant.id.in_(chunk)), owners)  # type: ignore[attr-defined]
+        row.id for row in await _select_in(session, _PARTICIPANTS, owners)
     }
 
     book = Book(balances, pendings)
