@@ -195,6 +195,19 @@ def served(argv: list[str], env: dict[str, str], ready_url: str, log: Path, dead
         stop(process)
 
 
+@contextlib.contextmanager
+def one_exchange(database: str, workdir: Path) -> Iterator[tuple[str, dict[str, str], int]]:
+    """A fresh PostgreSQL database `database`, migrated and bootstrapped, and one `exchange serve`
+    on it until the block ends: (the database's URL, the environment, the port)."""
+    url = asyncio.run(fresh_postgres(database))
+    env = exchange_env(url, workdir)
+    run_exchange(["migrate"], env)
+    run_exchange(["bootstrap"], env)
+    port = free_port()
+    with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
+        yield url, env, port
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -36,7 +36,7 @@ import msgspec
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import EXCHANGE_BIN, exchange_env, free_port, fresh_postgres, header, percentile, result, run_exchange, served  # noqa: E402
+from common import header, one_exchange, percentile, result  # noqa: E402
 from load import BUYERS, REFERENCE, setup, stand_in_for_autovacuum  # noqa: E402
 
 from exchange.context import Exchange  # noqa: E402
@@ -117,12 +117,7 @@ def main() -> None:
     header()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        url = asyncio.run(fresh_postgres(DATABASE))
-        env = exchange_env(url, workdir)
-        run_exchange(["migrate"], env)
-        run_exchange(["bootstrap"], env)
-        port = free_port()
-        with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
+        with one_exchange(DATABASE, workdir) as (url, env, port):
             started = time.perf_counter()
             world = asyncio.run(setup("127.0.0.1", port, (workdir / "operator.key").read_text().strip(), args.buyers))
         print(f"set-up: {args.buyers} funded buyers, 8 quota books with deep asks ({time.perf_counter() - started:.1f} s, untimed)")

@@ -51,15 +51,12 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    EXCHANGE_BIN,
     ROOT,
-    exchange_env,
     free_port,
-    fresh_postgres,
     header,
+    one_exchange,
     postgres_url,
     result,
-    run_exchange,
     served,
 )
 from httpload import Connection, Stats, drive, prepare  # noqa: E402
@@ -310,12 +307,7 @@ def serve_one(args: argparse.Namespace, echo: Stats | None) -> None:
     """One `exchange serve` on a fresh database, no proxy."""
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        url = asyncio.run(fresh_postgres(DATABASE))
-        env = exchange_env(url, workdir)
-        run_exchange(["migrate"], env)
-        run_exchange(["bootstrap"], env)
-        port = free_port()
-        with served([str(EXCHANGE_BIN), "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health", workdir / "serve.log"):
+        with one_exchange(DATABASE, workdir) as (url, _, port):
             stats = asyncio.run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args, url))
         if stats.error_count:
             show_server_errors([workdir / "serve.log"])
