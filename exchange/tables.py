@@ -717,35 +717,20 @@ def new_row(model: type[Row], **values: Any) -> Row:
     return row
 
 
-_COLUMNS: dict[type[Any], list[str]] = {}
-
-
-async def insert_rows(session: Any, rows: Sequence[SQLModel]) -> None:
-    """Insert new rows of one model in one statement, without the session's unit of work (which
-    costs tens of microseconds a row): for rows built by `new_row` that the session never saw and
-    that nothing else in the transaction changes through it. Flush hooks do not see them: the
-    caller does their work (`volumes.count_inserted` for contracts)."""
-    if not rows:
-        return
-    model = type(rows[0])
-    table = model.__table__  # type: ignore[attr-defined]
-    keys = _COLUMNS.get(model)
-    if keys is None:
-        keys = _COLUMNS[model] = [column.key for column in table.columns]
-    await session.execute(sa.insert(table), [{key: row.__dict__[key] for key in keys} for row in rows])
-
-
 # Per tuple of models: the statement, and for each model its columns' keys with each column
 # type's own conversion of a value for the driver (None: passed as it is).
 _TOGETHER: dict[tuple[type[Any], ...], tuple[sa.TextClause, list[list[tuple[str, Callable[[Any], Any] | None]]]]] = {}
 
 
 async def insert_together(session: Any, *groups: Sequence[SQLModel]) -> None:
-    """`insert_rows` for several models in one statement and one round trip (PostgreSQL): each
-    model's rows go in as arrays, one a column, unnested by a data-modifying CTE of its own
-    (foreign keys between them are checked at the end of the statement). Each value goes
-    through its column type's own conversion, as `insert_rows` sends it: a JSON column's None
-    is stored as JSON null there too."""
+    """Insert new rows of several models in one statement and one round trip (PostgreSQL),
+    without the session's unit of work (tens of microseconds a row): for rows built by `new_row`
+    that the session never saw and that nothing else in the transaction changes through it.
+    Flush hooks do not see them: the caller does their work (`volumes.count_inserted` for
+    contracts). Each model's rows go in as arrays, one a column, unnested by a data-modifying
+    CTE of its own (foreign keys between them are checked at the end of the statement). Each
+    value goes through its column type's own conversion, as SQLAlchemy's insert sends it: a
+    JSON column's None is stored as JSON null here too."""
     groups = tuple(rows for rows in groups if rows)
     if not groups:
         return

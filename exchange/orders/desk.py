@@ -30,6 +30,7 @@ import msgspec
 import sqlalchemy as sa
 import structlog
 from litestar import Response
+from sqlalchemy.dialects import postgresql
 
 from exchange.auth import Caller, active_callers, callers_query
 from exchange.context import CATALOGUE_VERSION, Exchange
@@ -43,7 +44,7 @@ from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
-from exchange.settlement.service import JournalIn, Posted, post_journals
+from exchange.settlement.service import JournalIn, Posted, balances_of, post_journals
 from exchange.tables import Contract, IdempotencyRecord, Listing, Order, Trade, insert_together, new_row
 
 log = structlog.get_logger()
@@ -67,20 +68,14 @@ _CALLERS_AND_FACTS = callers_query(
 )
 
 
-# The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement text for
-# any number of keys, prepared once, with no IN list to render and bind value by value.
+# The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement for any
+# number of keys, prepared once, with no IN list to render and bind value by value.
 _REPLAYS = sa.text("""
     SELECT r.participant_id, r.key, r.request_hash, r.status_code, r.response
     FROM unnest(CAST(:participants AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS given(participant_id, key)
     JOIN idempotency_keys r ON r.participant_id = given.participant_id AND r.key = given.key
 """)
-_BALANCES = sa.text("SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS VARCHAR[]))")
-# Columns named in the table's order: a text statement's columns are matched by position, and
-# the database's own order is the order its migrations added them in.
-_ORDERS = sa.select(Order).from_statement(
-    sa.text(f"SELECT {', '.join(c.name for c in Order.__table__.columns)} FROM orders WHERE id = ANY(CAST(:ids AS VARCHAR[]))")  # type: ignore[attr-defined]
-    .columns(*Order.__table__.columns)  # type: ignore[attr-defined]
-)
+_ORDERS = sa.select(Order).where(Order.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String()))))
 
 
 @dataclass
@@ -266,12 +261,7 @@ class OrderDesk:
             participants = sorted({p.caller.id for _, p in placing})
             # Counted up to the rule's limit: an order at it is refused, and goes alone for the full count.
             recent = await service.recent_order_counts(session, participants, now - timedelta(minutes=1), rules.rulebook.trading.orders.rate_per_minute_max)
-            accounts = {
-                account_id: int(balance)
-                for account_id, balance in await session.execute(_BALANCES, {"ids": sorted({
-                    posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing
-                })})
-            }
+            accounts = await balances_of(session, {posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing})
             signer = await exchange.ledger.signer_for(session, signing_key_id, now)
             markets = await self._markets(session, rules, placing, signer, now)
             traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window

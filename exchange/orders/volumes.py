@@ -94,7 +94,7 @@ def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
 
 
 async def count_inserted(session: AsyncSession, contracts: list[Contract]) -> None:
-    """Add contracts stored without the session's unit of work (`tables.insert_rows`) to their
+    """Add contracts stored without the session's unit of work (`tables.insert_together`) to their
     parties' volumes, as the flush does for the contracts it writes."""
     deltas: dict[tuple[str, datetime], int] = defaultdict(int)
     for contract in contracts:

@@ -174,6 +174,11 @@ _BALANCES = _by_key(sa.select(Account.id, Account.balance), Account.id)
 _PARTICIPANTS = _by_key(sa.select(Participant.id), Participant.id)
 
 
+async def balances_of(session: AsyncSession, names: Iterable[str]) -> dict[str, int]:
+    """The balances of the accounts named that exist."""
+    return {row.id: int(row.balance) for row in await _select_in(session, _BALANCES, names)}
+
+
 async def _select_in(session: AsyncSession, read: _ByKey, values: Iterable[str]) -> list[Any]:
     """The rows of `read` whose key is one of `values`."""
     distinct = sorted(set(values))
@@ -247,10 +252,7 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
     named = posting.accounts_named(transfers)
     for pending in pendings.values():
         named |= {pending.debit, pending.credit, pending.escrow}
-    balances = {
-        row.id: row.balance
-        for row in await _select_in(session, _BALANCES, named)
-    }
+    balances = await balances_of(session, named)
     owners = {account.owner for name in named if name not in balances and (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER}
     known_owners = {
         row.id for row in await _select_in(session, _PARTICIPANTS, owners)

@@ -1,5 +1,5 @@
 """`tables.insert_together` (the order desk's one statement for a batch's new rows) stores exactly
-what `insert_rows` (a statement per model) stores: every column of every model it writes, a JSON
+what SQLAlchemy's own insert (a statement per model) stores: every column of every model it writes, a JSON
 column's None and dict, bytes, times and server-defaulted columns alike. PostgreSQL only, as the
 desk is."""
 
@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from exchange.db import Database
-from exchange.tables import Contract, IdempotencyRecord, Order, Trade, insert_rows, insert_together, new_row
+from exchange.tables import Contract, IdempotencyRecord, Order, Trade, insert_together, new_row
 from tests.harness import Api
 from tests.orders.conftest import Market
 
@@ -60,7 +60,8 @@ async def test_rows_inserted_together_are_stored_as_rows_inserted_one_model_at_a
         assert all(originals[model] for model in MODELS), {model.__name__: len(rows) for model, rows in originals.items()}
         async with db.write() as session:
             for model in MODELS:
-                await insert_rows(session, [copy(row, "-a") for row in originals[model]])
+                table = model.__table__  # type: ignore[attr-defined]
+                await session.execute(sa.insert(table), [{c.key: copy(row, "-a").__dict__[c.key] for c in table.columns} for row in originals[model]])
             await insert_together(session, *([copy(row, "-b") for row in originals[model]] for model in MODELS))
             await insert_together(session, [], [])  # nothing to insert: no statement
         async with db.read() as session:
