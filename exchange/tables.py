@@ -6,9 +6,9 @@ catalogue's hot tables so they can be distributed by listing later (see ARCHITEC
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -717,9 +717,19 @@ def new_row(model: type[Row], **values: Any) -> Row:
     return row
 
 
-# Per tuple of models: the statement, and for each model its columns' keys with each column
-# type's own conversion of a value for the driver (None: passed as it is).
-_TOGETHER: dict[tuple[type[Any], ...], tuple[sa.TextClause, list[list[tuple[str, Callable[[Any], Any] | None]]]]] = {}
+class Rows(NamedTuple):
+    """Rows for `write_together`: inserted into `table`, or, with `key`, updating the rows of
+    `table` whose `key` column matches theirs (every row gives the same columns)."""
+
+    table: sa.Table
+    rows: Sequence[Mapping[str, Any]]
+    key: str | None = None
+
+
+_Converters = list[tuple[str, Callable[[Any], Any] | None]]
+# Per shape of the parts (table, columns, key): the statement, and for each part its columns'
+# keys with each column type's own conversion of a value for the driver (None: passed as it is).
+_STATEMENTS: dict[tuple[Any, ...], tuple[sa.TextClause, list[_Converters]]] = {}
 
 
 async def insert_together(session: Any, *groups: Sequence[SQLModel]) -> None:
@@ -734,28 +744,59 @@ async def insert_together(session: Any, *groups: Sequence[SQLModel]) -> None:
     groups = tuple(rows for rows in groups if rows)
     if not groups:
         return
-    models = tuple(type(rows[0]) for rows in groups)
-    plan = _TOGETHER.get(models)
+    shape = tuple((type(rows[0]).__table__, tuple(c.key for c in type(rows[0]).__table__.columns), None) for rows in groups)  # type: ignore[attr-defined]
+    await _execute_arrays(session, shape, [[row.__dict__ for row in rows] for rows in groups])
+
+
+async def write_together(session: Any, *parts: Rows) -> None:
+    """Insert and update rows of several tables in one statement and one round trip on
+    PostgreSQL (as `insert_together`, each part a data-modifying CTE over arrays; no two parts
+    may touch one row); elsewhere one executemany a part."""
+    parts = tuple(part for part in parts if part.rows)
+    if not parts:
+        return
+    if session.bind.dialect.name != "postgresql":
+        for table, rows, key in parts:
+            if key is None:
+                await session.execute(table.insert(), list(rows))
+                continue
+            # bindparam names must differ from the columns' own
+            changed = [name for name in rows[0] if name != key]
+            statement = table.update().where(table.c[key] == sa.bindparam(f"w_{key}")).values({name: sa.bindparam(f"w_{name}") for name in changed})
+            await session.execute(statement, [{f"w_{name}": value for name, value in row.items()} for row in rows])
+        return
+    shape = tuple((part.table, tuple(part.rows[0]), part.key) for part in parts)
+    await _execute_arrays(session, shape, [part.rows for part in parts])
+
+
+async def _execute_arrays(session: Any, shape: tuple[Any, ...], groups: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+    plan = _STATEMENTS.get(shape)
     if plan is None:
-        plan = _TOGETHER[models] = _together(models, session.bind.dialect)
+        plan = _STATEMENTS[shape] = _arrays_statement(shape, session.bind.dialect)
     statement, converters = plan
     parameters: dict[str, list[Any]] = {}
     for n, (rows, columns) in enumerate(zip(groups, converters, strict=True)):
         for i, (key, convert) in enumerate(columns):
-            values = [row.__dict__[key] for row in rows]
+            values = [row[key] for row in rows]
             parameters[f"t{n}_{i}"] = values if convert is None else [convert(value) for value in values]
     await session.execute(statement, parameters)
 
 
-def _together(models: tuple[type[Any], ...], dialect: Any) -> tuple[sa.TextClause, list[list[tuple[str, Callable[[Any], Any] | None]]]]:
+def _arrays_statement(shape: tuple[Any, ...], dialect: Any) -> tuple[sa.TextClause, list[_Converters]]:
     quote = dialect.identifier_preparer.quote
-    inserts: list[str] = []
-    converters: list[list[tuple[str, Callable[[Any], Any] | None]]] = []
-    for n, model in enumerate(models):
-        columns = list(model.__table__.columns)
+    parts: list[str] = []
+    converters: list[_Converters] = []
+    for n, (table, keys, key) in enumerate(shape):
+        columns = [table.c[k] for k in keys]
         arrays = ", ".join(f"CAST(:t{n}_{i} AS {column.type.compile(dialect=dialect)}[])" for i, column in enumerate(columns))
-        inserts.append(f"INSERT INTO {quote(model.__table__.name)} ({', '.join(quote(c.name) for c in columns)}) SELECT * FROM unnest({arrays})")
+        names = ", ".join(quote(c.name) for c in columns)
+        if key is None:
+            parts.append(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})")
+        else:
+            changed = ", ".join(f"{quote(c.name)} = given.{quote(c.name)}" for c in columns if c.key != key)
+            match = quote(table.c[key].name)
+            parts.append(f"UPDATE {quote(table.name)} SET {changed} FROM unnest({arrays}) AS given({names}) WHERE {quote(table.name)}.{match} = given.{match}")
         converters.append([(column.key, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns])
-    *first, last = inserts
-    text = (f"WITH {', '.join(f'w{n} AS ({insert})' for n, insert in enumerate(first))} {last}") if first else last
+    *first, last = parts
+    text = (f"WITH {', '.join(f'w{n} AS ({part})' for n, part in enumerate(first))} {last}") if first else last
     return sa.text(text), converters

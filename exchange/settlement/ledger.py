@@ -26,7 +26,7 @@ from exchange.settings import Settings
 from exchange.settlement import merkle
 from exchange.settlement.entries import Entry, TransferEntry, encode
 from exchange.settlement.signing import SignedTreeHead, Signer
-from exchange.tables import LedgerEntry, LedgerHead, LedgerNode, LedgerState, SigningKey
+from exchange.tables import LedgerEntry, LedgerHead, LedgerNode, LedgerState, Rows, SigningKey, write_together
 
 HASH_BYTES = 32
 
@@ -38,6 +38,7 @@ class SigningKeyExposed(Exception):
 
 _ENTRIES: sa.Table = LedgerEntry.__table__  # type: ignore[assignment]
 _NODES: sa.Table = LedgerNode.__table__  # type: ignore[assignment]
+_STATE: sa.Table = LedgerState.__table__  # type: ignore[assignment]
 
 
 def millis(moment: datetime) -> int:
@@ -131,9 +132,12 @@ class Ledger:
         return await self.append_built(session, lambda start: [msgspec.structs.replace(entry, index=start + i) for i, entry in enumerate(entries)], now, columns=columns)
 
     async def append_built(
-        self, session: AsyncSession, build: Any, now: datetime, *, columns: Sequence[dict[str, Any]] | None = None, state: LedgerState | None = None
+        self, session: AsyncSession, build: Any, now: datetime, *, columns: Sequence[dict[str, Any]] | None = None, state: LedgerState | None = None,
+        writes: list[Rows] | None = None,
     ) -> list[Appended]:
-        """`state`: the row from this transaction's `lock`, when the caller took it already."""
+        """`state`: the row from this transaction's `lock`, when the caller took it already.
+        `writes`: the rows to write are added to it, for the caller to write with its own
+        (`write_together`), instead of written here."""
         if state is None:
             state = await self.lock(session)
         start = state.size
@@ -159,16 +163,16 @@ class Ledger:
             if columns is not None:
                 row.update(columns[position])
             rows.append(row)
-        # Core inserts: the ORM's bulk path costs more than the rows themselves here.
-        await session.execute(_ENTRIES.insert(), rows)
-        if nodes:
-            await session.execute(_NODES.insert(), [{"level": level, "idx": idx, "hash": digest} for level, idx, digest in nodes])
-        await session.execute(
-            sa.update(LedgerState).where(LedgerState.id == 1).values(size=frontier.size, frontier=b"".join(frontier.hashes))
-        )
-        set_committed_value(state, "size", frontier.size)  # written above: no second UPDATE at flush
+        own = writes is None
+        writes = [] if writes is None else writes
+        writes.append(Rows(_ENTRIES, rows))
+        writes.append(Rows(_NODES, [{"level": level, "idx": idx, "hash": digest} for level, idx, digest in nodes]))
+        writes.append(Rows(_STATE, [{"id": 1, "size": frontier.size, "frontier": b"".join(frontier.hashes)}], key="id"))
+        set_committed_value(state, "size", frontier.size)  # written with the rows: no second UPDATE at flush
         set_committed_value(state, "frontier", b"".join(frontier.hashes))
         await self._sign_if_due(session, state, frontier, now)
+        if own:
+            await write_together(session, *writes)
         return [Appended(entry.index, leaf, data) for entry, leaf, data in zip(built, leaves, canonical, strict=True)]
 
     # ── heads ──

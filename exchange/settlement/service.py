@@ -27,7 +27,7 @@ from exchange.settlement import posting
 from exchange.settlement.entries import TransferEntry, transfer_entry
 from exchange.settlement.ledger import Appended, Ledger, millis
 from exchange.settlement.posting import Book, Pending, PendingStatus, Phase, Refused, Transfer, TransferKind
-from exchange.tables import Account, LedgerEntry, LedgerState, Participant, PendingTransfer, Withdrawal
+from exchange.tables import Account, LedgerEntry, LedgerState, Participant, PendingTransfer, Rows, Withdrawal, write_together
 
 # Core tables for executemany updates (the ORM's bulk update wants whole rows).
 _ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
@@ -209,16 +209,8 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
     batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
     journal_ids = [journal.id or f"{batch_id}.{position}" for position, journal in enumerate(journals)]
 
-    transfer_ids = [transfer.id for journal in journals for transfer in journal.transfers]
-    existing = {
-        row.transfer_id: row
-        for row in await _select_in(session, _TRANSFERS_SEEN, transfer_ids)
-    }
-    given_journals = [journal.id for journal in journals if journal.id is not None]
-    used_journals = {
-        row.journal_id
-        for row in await _select_in(session, _JOURNALS_SEEN, given_journals)
-    }
+    reads = await _posting_reads(session, journals)
+    existing, used_journals = reads.transfers, reads.journals
     fresh: list[int] = []
     replays: dict[int, str] = {}
     batch_transfers: set[str] = set()
@@ -246,18 +238,7 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
             if journal.id is not None:
                 batch_journals.add(journal.id)
 
-    transfers = [transfer for position in fresh for transfer in journals[position].transfers]
-    pending_rows = await _select_in(session, _PENDINGS, [t.pending_id for t in transfers if t.pending_id is not None])
-    pendings = {row[0].id: _pending(row[0]) for row in pending_rows}
-    named = posting.accounts_named(transfers)
-    for pending in pendings.values():
-        named |= {pending.debit, pending.credit, pending.escrow}
-    balances = await balances_of(session, named)
-    owners = {account.owner for name in named if name not in balances and (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER}
-    known_owners = {
-        row.id for row in await _select_in(session, _PARTICIPANTS, owners)
-    }
-
+    pendings, balances, known_owners = reads.pendings, reads.balances, reads.owners
     book = Book(balances, pendings)
     applied: list[tuple[int, list[posting.Movement]]] = []
     for position in fresh:
@@ -274,6 +255,76 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
         results[position] = await posted(session, journal_id)
     assert all(result is not None for result in results)
     return results  # type: ignore[return-value]
+
+
+class _Reads(NamedTuple):
+    """What posting a batch reads, for all its transfers (those it will refuse or replay too)."""
+
+    transfers: dict[str, Any]
+    """Transfer id → (transfer_id, request_hash, journal_id) of the entries already logged."""
+    journals: set[str]
+    """The journal ids given that are taken."""
+    pendings: dict[str, Pending]
+    balances: dict[str, int]
+    """Of the accounts the transfers and the pendings name, those that exist."""
+    owners: set[str]
+    """Of the participants owning accounts the transfers name, those that exist."""
+
+
+# On PostgreSQL all of it in one statement (run after the ledger's lock, so it reads what the
+# lock holder before us committed); each part comes back as a JSON array, in text.
+_POSTING_READS = sa.text("""
+    SELECT
+      (SELECT coalesce(CAST(json_agg(json_build_array(e.transfer_id, e.request_hash, e.journal_id)) AS TEXT), '[]')
+         FROM ledger_entries e WHERE e.transfer_id = ANY(CAST(:transfers AS VARCHAR[]))),
+      (SELECT coalesce(CAST(json_agg(DISTINCT e.journal_id) AS TEXT), '[]')
+         FROM ledger_entries e WHERE e.journal_id = ANY(CAST(:journals AS VARCHAR[]))),
+      (SELECT coalesce(CAST(json_agg(json_build_array(p.id, p.debit_account, p.credit_account, p.escrow_account, p.currency, p.amount, p.remaining, p.status)) AS TEXT), '[]')
+         FROM pending_transfers p WHERE p.id = ANY(CAST(:pendings AS VARCHAR[]))),
+      (SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
+         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]))
+            OR a.id IN (SELECT unnest(ARRAY[p.debit_account, p.credit_account, p.escrow_account])
+                          FROM pending_transfers p WHERE p.id = ANY(CAST(:pendings AS VARCHAR[])))),
+      (SELECT coalesce(CAST(json_agg(x.id) AS TEXT), '[]') FROM participants x WHERE x.id = ANY(CAST(:owners AS VARCHAR[])))
+""")
+
+
+async def _posting_reads(session: AsyncSession, journals: Sequence[JournalIn]) -> _Reads:
+    transfers = [transfer for journal in journals for transfer in journal.transfers]
+    transfer_ids = sorted({t.id for t in transfers})
+    given_journals = sorted({journal.id for journal in journals if journal.id is not None})
+    pending_ids = sorted({t.pending_id for t in transfers if t.pending_id is not None})
+    named = posting.accounts_named(transfers)
+    owners = sorted({account.owner for name in named if (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER})
+    if session.bind.dialect.name == "postgresql":
+        parameters = {"transfers": transfer_ids, "journals": given_journals, "pendings": pending_ids, "accounts": sorted(named), "owners": owners}
+        seen, taken, pending_rows, balance_rows, owner_rows = (msgspec.json.decode(part) for part in (await session.execute(_POSTING_READS, parameters)).one())
+        return _Reads(
+            transfers={row[0]: _Seen(*row) for row in seen},
+            journals=set(taken),
+            pendings={
+                row[0]: Pending(id=row[0], debit=row[1], credit=row[2], escrow=row[3], currency=row[4], amount=row[5], remaining=row[6], status=PendingStatus(row[7]))
+                for row in pending_rows
+            },
+            balances={name: int(balance) for name, balance in balance_rows},
+            owners=set(owner_rows),
+        )
+    pendings = {row[0].id: _pending(row[0]) for row in await _select_in(session, _PENDINGS, pending_ids)}
+    for pending in pendings.values():
+        named |= {pending.debit, pending.credit, pending.escrow}
+    return _Reads(
+        transfers={row.transfer_id: row for row in await _select_in(session, _TRANSFERS_SEEN, transfer_ids)},
+        journals={row.journal_id for row in await _select_in(session, _JOURNALS_SEEN, given_journals)},
+        pendings=pendings,
+        balances=await balances_of(session, named),
+        owners={row.id for row in await _select_in(session, _PARTICIPANTS, owners)},
+    )
+
+
+class _Seen(NamedTuple):
+    transfer_id: str
+    request_hash: str | None
+    journal_id: str | None
 
 
 def _check_owners(transfers: Sequence[Transfer], balances: dict[str, int], known_owners: set[str]) -> None:
@@ -311,22 +362,19 @@ async def _write(
     def build(start: int) -> list[TransferEntry]:
         return [transfer_entry(start + offset, at, journal_id, legs, movement) for offset, (journal_id, legs, movement) in enumerate(flat)]
 
-    appended = await ledger.append_built(session, build, now, columns=columns, state=state)
+    writes: list[Rows] = []  # written together at the end: one round trip on PostgreSQL
+    appended = await ledger.append_built(session, build, now, columns=columns, state=state, writes=writes)
     first_index = appended[0].index
 
     touched = {name for _, _, movement in flat for name in (movement.debit, movement.credit)}
-    updates = [{"b_id": name, "b_balance": book.balances[name]} for name in sorted(touched) if name in balances_before]
+    updates = [{"id": name, "balance": book.balances[name]} for name in sorted(touched) if name in balances_before]
     inserts = []
     for name in sorted(touched - balances_before.keys()):
         account = posting.parse_account(name)
         assert account is not None
         inserts.append({"id": name, "owner_id": account.owner, "kind": account.kind, "currency": account.currency, "balance": book.balances[name], "created_at": now})
-    if updates:
-        await session.execute(
-            _ACCOUNTS.update().where(_ACCOUNTS.c.id == sa.bindparam("b_id")).values(balance=sa.bindparam("b_balance")), updates
-        )
-    if inserts:
-        await session.execute(sa.insert(Account), inserts)
+    writes.append(Rows(_ACCOUNTS, updates, key="id"))
+    writes.append(Rows(_ACCOUNTS, inserts))
 
     index_of = {movement.transfer_id: first_index + offset for offset, (_, _, movement) in enumerate(flat)}
     last_touch: dict[str, int] = {}
@@ -348,15 +396,9 @@ async def _write(
                 **row, "debit_account": pending.debit, "credit_account": pending.credit, "escrow_account": pending.escrow,
                 "currency": pending.currency, "amount": pending.amount, "created_index": index_of[pending.id],
             })
-    if new_pendings:
-        await session.execute(sa.insert(PendingTransfer), new_pendings)
-    if changed_pendings:
-        await session.execute(
-            _PENDING.update()
-            .where(_PENDING.c.id == sa.bindparam("p_id"))
-            .values(remaining=sa.bindparam("p_remaining"), status=sa.bindparam("p_status"), updated_index=sa.bindparam("p_updated")),
-            [{"p_id": r["id"], "p_remaining": r["remaining"], "p_status": r["status"], "p_updated": r["updated_index"]} for r in changed_pendings],
-        )
+    writes.append(Rows(_PENDING, new_pendings))
+    writes.append(Rows(_PENDING, changed_pendings, key="id"))
+    await write_together(session, *writes)
 
     for position, offset, count in spans:
         results[position] = Posted(journal_ids[position], appended[offset : offset + count])
