@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -718,12 +718,25 @@ def new_row(model: type[Row], **values: Any) -> Row:
 
 
 class Rows(NamedTuple):
-    """Rows for `write_together`: inserted into `table`, or, with `key`, updating the rows of
-    `table` whose `key` column matches theirs (every row gives the same columns)."""
+    """Rows for `write_together`: inserted into `table`; or, with `key`, updating the rows of
+    `table` whose `key` column matches theirs; or, with `adding`, inserted, and where the
+    primary key is taken already, added to that row's `adding` column instead. Every row gives
+    the columns `columns` (None: the first row's keys)."""
 
     table: sa.Table
     rows: Sequence[Mapping[str, Any]]
     key: str | None = None
+    adding: str | None = None
+    columns: tuple[str, ...] | None = None
+
+
+def new_rows(model: type[SQLModel], rows: Sequence[SQLModel]) -> Rows:
+    """New rows of `model` built by `new_row`, for `write_together`: stored without the
+    session's unit of work (tens of microseconds a row), for rows the session never saw and
+    that nothing else in the transaction changes through it. Flush hooks do not see them: the
+    caller does their work (`volumes.inserted` for contracts)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return Rows(table, [row.__dict__ for row in rows], columns=tuple(column.key for column in table.columns))
 
 
 _Converters = list[tuple[str, Callable[[Any], Any] | None]]
@@ -732,40 +745,31 @@ _Converters = list[tuple[str, Callable[[Any], Any] | None]]
 _STATEMENTS: dict[tuple[Any, ...], tuple[sa.TextClause, list[_Converters]]] = {}
 
 
-async def insert_together(session: Any, *groups: Sequence[SQLModel]) -> None:
-    """Insert new rows of several models in one statement and one round trip (PostgreSQL),
-    without the session's unit of work (tens of microseconds a row): for rows built by `new_row`
-    that the session never saw and that nothing else in the transaction changes through it.
-    Flush hooks do not see them: the caller does their work (`volumes.count_inserted` for
-    contracts). Each model's rows go in as arrays, one a column, unnested by a data-modifying
-    CTE of its own (foreign keys between them are checked at the end of the statement). Each
-    value goes through its column type's own conversion, as SQLAlchemy's insert sends it: a
-    JSON column's None is stored as JSON null here too."""
-    groups = tuple(rows for rows in groups if rows)
-    if not groups:
-        return
-    shape = tuple((type(rows[0]).__table__, tuple(c.key for c in type(rows[0]).__table__.columns), None) for rows in groups)  # type: ignore[attr-defined]
-    await _execute_arrays(session, shape, [[row.__dict__ for row in rows] for rows in groups])
-
-
 async def write_together(session: Any, *parts: Rows) -> None:
     """Insert and update rows of several tables in one statement and one round trip on
-    PostgreSQL (as `insert_together`, each part a data-modifying CTE over arrays; no two parts
-    may touch one row); elsewhere one executemany a part."""
+    PostgreSQL; elsewhere one executemany a part. Each part is a data-modifying CTE over arrays,
+    one a column (no two parts may touch one row; foreign keys between them are checked at the
+    end of the statement). Each value goes through its column type's own conversion, as
+    SQLAlchemy's insert sends it: a JSON column's None is stored as JSON null here too."""
     parts = tuple(part for part in parts if part.rows)
     if not parts:
         return
+    shape = tuple((part.table, part.columns or tuple(part.rows[0]), part.key, part.adding) for part in parts)
     if session.bind.dialect.name != "postgresql":
-        for table, rows, key in parts:
-            if key is None:
-                await session.execute(table.insert(), list(rows))
-                continue
+        for (table, columns, key, adding), part in zip(shape, parts, strict=True):
             # bindparam names must differ from the columns' own
-            changed = [name for name in rows[0] if name != key]
-            statement = table.update().where(table.c[key] == sa.bindparam(f"w_{key}")).values({name: sa.bindparam(f"w_{name}") for name in changed})
-            await session.execute(statement, [{f"w_{name}": value for name, value in row.items()} for row in rows])
+            rows = [{f"w_{name}": row[name] for name in columns} for row in part.rows]
+            if key is not None:
+                changed = {name: sa.bindparam(f"w_{name}") for name in columns if name != key}
+                await session.execute(table.update().where(table.c[key] == sa.bindparam(f"w_{key}")).values(changed), rows)
+                continue
+            statement = sqlite.insert(table).values({name: sa.bindparam(f"w_{name}") for name in columns})
+            if adding is not None:
+                statement = statement.on_conflict_do_update(
+                    index_elements=list(table.primary_key.columns), set_={adding: table.c[adding] + statement.excluded[adding]}
+                )
+            await session.execute(statement, rows)
         return
-    shape = tuple((part.table, tuple(part.rows[0]), part.key) for part in parts)
     await _execute_arrays(session, shape, [part.rows for part in parts])
 
 
@@ -786,12 +790,17 @@ def _arrays_statement(shape: tuple[Any, ...], dialect: Any) -> tuple[sa.TextClau
     quote = dialect.identifier_preparer.quote
     parts: list[str] = []
     converters: list[_Converters] = []
-    for n, (table, keys, key) in enumerate(shape):
+    for n, (table, keys, key, adding) in enumerate(shape):
         columns = [table.c[k] for k in keys]
         arrays = ", ".join(f"CAST(:t{n}_{i} AS {column.type.compile(dialect=dialect)}[])" for i, column in enumerate(columns))
         names = ", ".join(quote(c.name) for c in columns)
         if key is None:
-            parts.append(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})")
+            insert = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"
+            if adding is not None:
+                conflict = ", ".join(quote(c.name) for c in table.primary_key.columns)
+                summed = quote(table.c[adding].name)
+                insert += f" ON CONFLICT ({conflict}) DO UPDATE SET {summed} = {quote(table.name)}.{summed} + excluded.{summed}"
+            parts.append(insert)
         else:
             changed = ", ".join(f"{quote(c.name)} = given.{quote(c.name)}" for c in columns if c.key != key)
             match = quote(table.c[key].name)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from exchange.db import Database
-from exchange.tables import Account, PendingTransfer, Rows, write_together
+from exchange.tables import Account, MonthlyVolume, PendingTransfer, Rows, write_together
 from tests.harness import Api
 
 ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
@@ -72,5 +72,25 @@ async def test_a_part_that_fails_leaves_nothing_written(api: Api) -> None:
         async with db.read() as session:
             assert (await session.execute(sa.select(ACCOUNTS.c.balance).where(ACCOUNTS.c.id == "u1:available:CNY"))).scalar_one() == 100
             assert (await session.execute(sa.select(PENDING.c.id).where(PENDING.c.id == "hold-9"))).first() is None
+    finally:
+        await db.dispose()
+
+
+async def test_adding_rows_insert_new_keys_and_add_to_taken_ones(api: Api) -> None:
+    volumes: sa.Table = MonthlyVolume.__table__  # type: ignore[assignment]
+    december, november = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    db = Database(api.settings)
+    try:
+        async with db.write() as session:
+            await write_together(session, Rows(volumes, [{"participant_id": "v1", "month_start": december, "amount": 100}], adding="amount"))
+        async with db.write() as session:
+            await write_together(session, Rows(volumes, [
+                {"participant_id": "v1", "month_start": december, "amount": 25},  # taken: added
+                {"participant_id": "v1", "month_start": november, "amount": 7},  # another month: a row of its own
+                {"participant_id": "v2", "month_start": december, "amount": 3},
+            ], adding="amount"), Rows(ACCOUNTS, [account("v1:available:CNY", 9)]))
+        async with db.read() as session:
+            rows = {(r.participant_id, r.month_start): r.amount for r in (await session.execute(sa.select(volumes).where(volumes.c.participant_id.like("v%")))).all()}
+            assert rows == {("v1", december): 125, ("v1", november): 7, ("v2", december): 3}
     finally:
         await db.dispose()

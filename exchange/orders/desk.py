@@ -45,7 +45,7 @@ from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
 from exchange.settlement.service import JournalIn, Posted, balances_of, post_journals
-from exchange.tables import Contract, IdempotencyRecord, Listing, Order, Trade, insert_together, new_row
+from exchange.tables import Contract, IdempotencyRecord, Listing, Order, Rows, Trade, new_row, new_rows, write_together
 
 log = structlog.get_logger()
 
@@ -320,9 +320,10 @@ class OrderDesk:
                     new_records.append(new_row(IdempotencyRecord, participant_id=caller.id, key=p.ticket.idempotency_key, request_hash=p.ticket.fingerprint,
                                         status_code=201, response=result, created_at=now))
                 answers[position] = _response(result, 201, replayed=False)
-            await insert_together(session, new_orders, new_contracts, new_trades, new_records)
-            await volumes.count_inserted(session, new_contracts)
-            await self._post(session, journals, now)
+            # The batch's new rows go with the ledger's, in one statement.
+            rows = [new_rows(Order, new_orders), new_rows(Contract, new_contracts), new_rows(Trade, new_trades), new_rows(IdempotencyRecord, new_records),
+                    volumes.inserted(new_contracts)]
+            await self._post(session, journals, now, rows)
         return answers
 
     async def _listings_as_of(self, session: Any, catalogue_version: int, listing_ids: set[str]) -> dict[str, Listing]:
@@ -337,11 +338,13 @@ class OrderDesk:
                 self._listings[row.id] = row
         return {listing_id: self._listings[listing_id] for listing_id in listing_ids if listing_id in self._listings}
 
-    async def _post(self, session: Any, journals: list[JournalIn], now: datetime) -> None:
+    async def _post(self, session: Any, journals: list[JournalIn], now: datetime, rows: list[Rows] | None = None) -> None:
         if journals:
-            for posted in await post_journals(session, self.exchange.ledger, journals, now):
+            for posted in await post_journals(session, self.exchange.ledger, journals, now, with_rows=rows or ()):
                 if not isinstance(posted, Posted):
                     raise posted  # a balance moved under the batch: every order goes alone
+        elif rows:
+            await write_together(session, *rows)
         await session.flush()
 
     @staticmethod

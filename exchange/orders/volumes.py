@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, attributes
 
 from exchange.orders.billing import month_of
-from exchange.tables import Contract, MonthlyVolume
+from exchange.tables import Contract, MonthlyVolume, Rows
 
 _VOLUMES: sa.Table = MonthlyVolume.__table__  # type: ignore[assignment]
 
@@ -93,11 +93,12 @@ def _keep_volumes(session: Session, _context: Any, _instances: Any) -> None:
         session.connection().execute(*_upsert(session.get_bind().dialect.name, deltas))
 
 
-async def count_inserted(session: AsyncSession, contracts: list[Contract]) -> None:
-    """Add contracts stored without the session's unit of work (`tables.insert_together`) to their
-    parties' volumes, as the flush does for the contracts it writes."""
+def inserted(contracts: list[Contract]) -> Rows:
+    """What contracts stored without the session's unit of work (`tables.write_together`) add
+    to their parties' volumes, as the flush adds it for the contracts it writes: rows for
+    `write_together`, in key order (concurrent writers lock them in the same order)."""
     deltas: dict[tuple[str, datetime], int] = defaultdict(int)
     for contract in contracts:
         _add(deltas, contract, counted(contract.amount, contract.status))
-    if deltas:
-        await session.execute(*_upsert(session.bind.dialect.name, deltas))
+    rows = [{"participant_id": party, "month_start": month, "amount": change} for (party, month), change in sorted(deltas.items())]
+    return Rows(_VOLUMES, rows, adding="amount")

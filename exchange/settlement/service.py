@@ -202,8 +202,11 @@ def _as_error(refused: Refused, journal_id: str | None = None) -> TransferRefuse
     )
 
 
-async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime) -> list[Posted | TransferRefused]:
-    """Apply a batch of journals; each result is the journal's entries or why it was refused."""
+async def post_journals(
+    session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime, *, with_rows: Sequence[Rows] = ()
+) -> list[Posted | TransferRefused]:
+    """Apply a batch of journals; each result is the journal's entries or why it was refused.
+    `with_rows`: the caller's own rows, written with the ledger's (one round trip on PostgreSQL)."""
     state = await ledger.lock(session)
     results: list[Posted | TransferRefused | None] = [None] * len(journals)
     batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
@@ -250,7 +253,9 @@ async def post_journals(session: AsyncSession, ledger: Ledger, journals: Sequenc
             results[position] = _as_error(refused)
 
     if applied:
-        await _write(session, ledger, state, journals, journal_ids, applied, book, balances, set(pendings), now, results)
+        await _write(session, ledger, state, journals, journal_ids, applied, book, balances, set(pendings), now, results, with_rows)
+    else:
+        await write_together(session, *with_rows)
     for position, journal_id in replays.items():
         results[position] = await posted(session, journal_id)
     assert all(result is not None for result in results)
@@ -347,6 +352,7 @@ async def _write(
     loaded_pendings: set[str],
     now: datetime,
     results: list[Any],
+    with_rows: Sequence[Rows],
 ) -> None:
     at = millis(now)
     hashes = {transfer.id: request_hash(transfer) for position, _ in applied for transfer in journals[position].transfers}
@@ -398,7 +404,7 @@ async def _write(
             })
     writes.append(Rows(_PENDING, new_pendings))
     writes.append(Rows(_PENDING, changed_pendings, key="id"))
-    await write_together(session, *writes)
+    await write_together(session, *writes, *with_rows)
 
     for position, offset, count in spans:
         results[position] = Posted(journal_ids[position], appended[offset : offset + count])

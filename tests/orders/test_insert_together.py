@@ -1,21 +1,18 @@
-"""`tables.insert_together` (the order desk's one statement for a batch's new rows) stores exactly
+"""`tables.write_together` of `new_rows` (the order desk's statement for a batch's new rows) stores exactly
 what SQLAlchemy's own insert (a statement per model) stores: every column of every model it writes, a JSON
-column's None and dict, bytes, times and server-defaulted columns alike. PostgreSQL only, as the
-desk is."""
+column's None and dict, bytes, times and server-defaulted columns alike, on PostgreSQL (one
+statement) and SQLite (one executemany a model)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from exchange.db import Database
-from exchange.tables import Contract, IdempotencyRecord, Order, Trade, insert_together, new_row
+from exchange.tables import Contract, IdempotencyRecord, Order, Trade, new_row, new_rows, write_together
 from tests.harness import Api
 from tests.orders.conftest import Market
-
-pytestmark = pytest.mark.postgres_only
 
 MODELS = (Order, Contract, Trade, IdempotencyRecord)
 
@@ -62,8 +59,8 @@ async def test_rows_inserted_together_are_stored_as_rows_inserted_one_model_at_a
             for model in MODELS:
                 table = model.__table__  # type: ignore[attr-defined]
                 await session.execute(sa.insert(table), [{c.key: copy(row, "-a").__dict__[c.key] for c in table.columns} for row in originals[model]])
-            await insert_together(session, *([copy(row, "-b") for row in originals[model]] for model in MODELS))
-            await insert_together(session, [], [])  # nothing to insert: no statement
+            await write_together(session, *(new_rows(model, [copy(row, "-b") for row in originals[model]]) for model in MODELS))
+            await write_together(session, new_rows(Order, []), new_rows(Trade, []))  # nothing to insert: no statement
         async with db.read() as session:
             for model in MODELS:
                 table = model.__table__  # type: ignore[attr-defined]
