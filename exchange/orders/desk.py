@@ -37,15 +37,15 @@ from exchange.context import CATALOGUE_VERSION, Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
 from exchange.db import in_list
-from exchange.orders import quota, service, surveillance, volumes
+from exchange.orders import billing, quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
 from exchange.orders.windows import TradeWindows
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
-from exchange.settlement.service import JournalIn, Posted, balances_of, post_journals
-from exchange.tables import Contract, IdempotencyRecord, Listing, Order, Rows, Trade, new_row, new_rows, write_together
+from exchange.settlement.service import JournalIn, Posted, post_journals
+from exchange.tables import Contract, IdempotencyRecord, Listing, MonthlyVolume, Order, Rows, Trade, new_row, new_rows, write_together
 
 log = structlog.get_logger()
 
@@ -75,6 +75,18 @@ _REPLAYS = sa.text("""
     FROM unnest(CAST(:participants AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS given(participant_id, key)
     JOIN idempotency_keys r ON r.participant_id = given.participant_id AND r.key = given.key
 """)
+# After the books' locks, what the batch's rules and funds checks read (`_facts`), each part a
+# JSON array in text.
+_FACTS = sa.text("""
+    SELECT
+      (SELECT coalesce(CAST(json_agg(json_build_array(p.id, (SELECT count(*) FROM (
+           SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since LIMIT :cap) AS recent))) AS TEXT), '[]')
+         FROM unnest(CAST(:participants AS VARCHAR[])) AS p(id)),
+      (SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
+         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]))),
+      (SELECT coalesce(CAST(json_agg(json_build_array(v.participant_id, v.amount)) AS TEXT), '[]')
+         FROM monthly_volumes v WHERE v.participant_id = ANY(CAST(:parties AS VARCHAR[])) AND v.month_start = :month)
+""").bindparams(sa.bindparam("since", type_=Order.__table__.c.created_at.type), sa.bindparam("month", type_=MonthlyVolume.__table__.c.month_start.type))  # type: ignore[attr-defined]
 _ORDERS = sa.select(Order).where(Order.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String()))))
 
 
@@ -258,12 +270,9 @@ class OrderDesk:
                 await self._post(session, journals, now)
                 return answers
 
-            participants = sorted({p.caller.id for _, p in placing})
-            # Counted up to the rule's limit: an order at it is refused, and goes alone for the full count.
-            recent = await service.recent_order_counts(session, participants, now - timedelta(minutes=1), rules.rulebook.trading.orders.rate_per_minute_max)
-            accounts = await balances_of(session, {posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing})
+            recent, accounts, volumes_known = await self._facts(session, rules, placing, now)
             signer = await exchange.ledger.signer_for(session, signing_key_id, now)
-            markets = await self._markets(session, rules, placing, signer, now)
+            markets = await self._markets(session, rules, placing, signer, now, volumes_known)
             traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window
             windows = await surveillance.cached_windows(session, self._windows, rules, {listing_id: number for listing_id, number in before.items() if listing_id in traded_on}, now)
 
@@ -419,8 +428,29 @@ class OrderDesk:
         taken.append(caller.id)
         return None
 
+    @staticmethod
+    async def _facts(
+        session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime
+    ) -> tuple[dict[str, int], dict[str, int], dict[str, int] | None]:
+        """In one round trip: the parties' orders of the last minute, counted up to the rate
+        rule's limit (an order at it is refused, and goes alone for the full count); their
+        available balances; and, when a fee tier depends on them, this month's volumes of the
+        parties known before the books are read (them and the vendors; None: no tier)."""
+        participants = sorted({p.caller.id for _, p in placing})
+        tiered = any(trading.tiered_sides(rules.rulebook, "quota"))
+        parameters = {
+            "participants": participants, "since": now - timedelta(minutes=1), "cap": rules.rulebook.trading.orders.rate_per_minute_max,
+            "accounts": sorted({posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing}),
+            "parties": sorted({*participants, *(p.listing.vendor_id for _, p in placing)}) if tiered else [],
+            "month": billing.month_of(now)[0],
+        }
+        recent, balances, volumes = (msgspec.json.decode(part) for part in (await session.execute(_FACTS, parameters)).one())
+        known = dict.fromkeys(parameters["parties"], 0) | {party: int(amount) for party, amount in volumes}
+        return {p: int(count) for p, count in recent}, {name: int(balance) for name, balance in balances}, known if tiered else None
+
     async def _markets(
-        self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime
+        self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime,
+        volumes_known: dict[str, int] | None,
     ) -> dict[tuple[str, str], quota.Market]:
         """Each book the batch trades on, with every resting order its orders could reach."""
         by_book: dict[tuple[str, str], list[_Placing]] = defaultdict(list)
@@ -451,8 +481,9 @@ class OrderDesk:
             market.rest(resting)
             makers += resting
             markets[(listing_id, plan_id)] = market
-        parties = {p.caller.id for _, p in placing} | {p.listing.vendor_id for _, p in placing} | {m.participant_id for m in makers}
-        volumes = await service.party_volumes(session, rules, parties, now)
+        volumes: dict[str, int] = {}
+        if volumes_known is not None:  # a fee tier depends on them: the makers' owners' too
+            volumes = {**volumes_known, **await service.party_volumes(session, rules, {m.participant_id for m in makers} - volumes_known.keys(), now)}
         for market in markets.values():
             market.volumes = volumes  # one dict: a contract on one book moves its parties' tiers on every book
         return markets

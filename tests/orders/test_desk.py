@@ -176,6 +176,22 @@ async def test_a_refused_order_in_a_batch_is_refused_alone_and_the_others_trade(
     await market.verify_ledger()
 
 
+async def test_a_batch_charges_each_party_the_fee_of_its_monthly_volume(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**10)
+    assert (await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=1_050, time_in_force="gtc")).status_code == 201
+    # The vendor trades past the quota fee tier (100,000 yuan a month: 50 bps instead of 100).
+    first = await market.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1_000, time_in_force="ioc")
+    assert first.status_code == 201 and first.json()["status"] == "filled", first.text
+    responses = await in_one_batch(monkeypatch, [
+        served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=10, time_in_force="ioc") for _ in range(3)])
+    assert [r.status_code for r in responses] == [201] * 3, [r.text for r in responses]
+    contracts = [(await api.request("GET", f"/v1/contracts/{c}", buyer)).json() for r in responses for c in r.json()["contract_ids"]]
+    assert [(c["contract"]["amount"], c["contract"]["vendor_fee"], c["contract"]["buyer_fee"]) for c in contracts] == [(100_000, 500, 0)] * 3  # 100 bps would be 1,000
+    assert (await batch_metrics(served))["exchange_order_batches_failed_total"] == 0
+    await market.verify_ledger()
+
+
 async def test_one_idempotency_key_in_one_batch_places_one_order(market: Market, api: Api, served: Served) -> None:
     listing = await quota_listing(market)
     _, buyer = await market.buyer(10**9)
