@@ -87,6 +87,12 @@ _FACTS = sa.text("""
       (SELECT coalesce(CAST(json_agg(json_build_array(v.participant_id, v.amount)) AS TEXT), '[]')
          FROM monthly_volumes v WHERE v.participant_id = ANY(CAST(:parties AS VARCHAR[])) AND v.month_start = :month)
 """).bindparams(sa.bindparam("since", type_=Order.__table__.c.created_at.type), sa.bindparam("month", type_=MonthlyVolume.__table__.c.month_start.type))  # type: ignore[attr-defined]
+_ORDERS_TABLE: sa.Table = Order.__table__  # type: ignore[attr-defined]
+_ORDER_KEYS = frozenset(column.key for column in _ORDERS_TABLE.columns)
+# What a batch changes in the orders it reads (a cancel, a fill, an expiry): such orders are
+# written with the batch's rows; an order changed otherwise is left to the flush.
+_ORDER_CHANGES = ("remaining", "held", "status", "reason", "updated_at")
+_ORDER_CHANGEABLE = frozenset(_ORDER_CHANGES)
 _ORDERS = sa.select(Order).where(Order.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String()))))
 
 
@@ -263,8 +269,6 @@ class OrderDesk:
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
             next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
             journals, cancelled = self._cancel(await self._reread(session, cancelling), callers, cancels, rules, now, answers, taken)
-            if cancelled:
-                await session.flush()  # a cancelled order is no longer resting when the books are read
             await self._answer_cancels(session, cancelled, answers)
             if not placing:
                 await self._post(session, journals, now)
@@ -348,12 +352,18 @@ class OrderDesk:
         return {listing_id: self._listings[listing_id] for listing_id in listing_ids if listing_id in self._listings}
 
     async def _post(self, session: Any, journals: list[JournalIn], now: datetime, rows: list[Rows] | None = None) -> None:
+        """Post the journals, and write with the ledger's rows the batch's new rows and the
+        orders it changed (cancelled, filled, expired); the session flushes what is left."""
+        changed = [o for o in session.dirty if isinstance(o, Order) and _ORDER_KEYS - sa.inspect(o).unmodified <= _ORDER_CHANGEABLE]
+        rows = [*(rows or ()), Rows(_ORDERS_TABLE, [{key: o.__dict__[key] for key in ("id", *_ORDER_CHANGES)} for o in changed], key="id")]
         if journals:
-            for posted in await post_journals(session, self.exchange.ledger, journals, now, with_rows=rows or ()):
+            for posted in await post_journals(session, self.exchange.ledger, journals, now, with_rows=rows):
                 if not isinstance(posted, Posted):
                     raise posted  # a balance moved under the batch: every order goes alone
-        elif rows:
+        else:
             await write_together(session, *rows)
+        for order in changed:
+            session.expunge(order)  # written: the flush must not write it again
         await session.flush()
 
     @staticmethod

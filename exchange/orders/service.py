@@ -336,7 +336,9 @@ async def resting(
             page = list((await session.execute(_page_query(listing_id, plan_id, maker_side, after).limit(asked))).scalars())
         if page:
             after = page[-1]
-        live = await _expire(session, ledger, page, now)
+        # An order this transaction cancelled without writing it yet (the order desk writes its
+        # rows at the end) is read as stored, open, but the session keeps it as cancelled.
+        live = await _expire(session, ledger, [order for order in page if order.status == "open"], now)
         found.extend(live)
         for maker in live:
             if maker.participant_id not in owners:
