@@ -113,14 +113,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="requests placed together in each batch")
     parser.add_argument("--buyers", type=int, default=BUYERS)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--order-rate", default="100000",
+                        help="orders a minute one participant may place, or 'rules' for the shipped limit (spread over --buyers 2000)")
     args = parser.parse_args()
     header()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         with one_exchange(DATABASE, workdir) as (url, env, port):
             started = time.perf_counter()
-            world = asyncio.run(setup("127.0.0.1", port, (workdir / "operator.key").read_text().strip(), args.buyers))
-        print(f"set-up: {args.buyers} funded buyers, 8 quota books with deep asks ({time.perf_counter() - started:.1f} s, untimed)")
+            order_rate = None if args.order_rate == "rules" else int(args.order_rate)
+            world = asyncio.run(setup("127.0.0.1", port, (workdir / "operator.key").read_text().strip(), args.buyers, order_rate))
+        limit = "the shipped order-rate limit" if order_rate is None else f"order-rate limit {order_rate:,}/min"
+        print(f"set-up: {args.buyers} funded buyers ({limit}), 8 quota books with deep asks ({time.perf_counter() - started:.1f} s, untimed)")
         settings = Settings.from_env(env)
 
         async def measure() -> dict[str, Any]:
@@ -140,7 +144,7 @@ def main() -> None:
                 await exchange.db.dispose()
 
         figures = asyncio.run(measure())
-    size = f"{args.batches} batches of {args.batch}, {args.buyers} buyers, 8 books"
+    size = f"{args.batches} batches of {args.batch}, {args.buyers} buyers, 8 books" + ("" if args.order_rate == "100000" else f", order rate {args.order_rate}")
     print(f"the desk alone: {figures['rate']:,.0f} requests/s; a batch p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms; "
           f"{figures['cpu_ms']:.3f} ms of CPU a request; {figures['statements']:.1f} statements a batch")
     print(f"  placed {figures['placed']:,}, cancelled {figures['cancelled']:,}, refused {figures['refused']:,}, left to the single-order path {figures['alone']:,}")

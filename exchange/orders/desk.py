@@ -76,11 +76,15 @@ _REPLAYS = sa.text("""
     JOIN idempotency_keys r ON r.participant_id = given.participant_id AND r.key = given.key
 """)
 # After the books' locks, what the batch's rules and funds checks read (`_facts`), each part a
-# JSON array in text.
+# JSON array in text. The count's ORDER BY is the index's (participant, created_at): without
+# it, the generic plan a prepared statement settles on after five runs guesses a LIMIT of a
+# tenth and scans the whole orders table once per participant (33 ms a batch on 3,800 orders,
+# and growing with them, against 2 ms).
 _FACTS = sa.text("""
     SELECT
       (SELECT coalesce(CAST(json_agg(json_build_array(p.id, (SELECT count(*) FROM (
-           SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since LIMIT :cap) AS recent))) AS TEXT), '[]')
+           SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since
+           ORDER BY orders.created_at DESC LIMIT :cap) AS recent))) AS TEXT), '[]')
          FROM unnest(CAST(:participants AS VARCHAR[])) AS p(id)),
       (SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
          FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]))),

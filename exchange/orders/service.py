@@ -135,25 +135,6 @@ def recent_orders(since: datetime) -> sa.Select[tuple[str, int]]:
     return sa.select(Order.participant_id, sa.func.count()).where(Order.created_at > since).group_by(Order.participant_id)
 
 
-_RECENT_UP_TO = sa.text("""
-    SELECT p.id, (SELECT count(*) FROM (
-        SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since LIMIT :cap
-    ) AS recent)
-    FROM unnest(CAST(:participants AS VARCHAR[])) AS p(id)
-""").bindparams(sa.bindparam("since", type_=Order.__table__.c.created_at.type))  # type: ignore[attr-defined]
-
-
-async def recent_order_counts(session: AsyncSession, participants: list[str], since: datetime, cap: int) -> dict[str, int]:
-    """`recent_orders` of each participant, counted up to `cap` (the rate rule's limit): below
-    it, the count is exact; at it, the order is refused whatever the rest. A busy participant's
-    orders of the last minute are not all read (PostgreSQL; elsewhere counted in full)."""
-    if session.bind.dialect.name == "postgresql":
-        rows = await session.execute(_RECENT_UP_TO, {"participants": participants, "since": since, "cap": cap})
-    else:
-        rows = await session.execute(recent_orders(since).where(Order.participant_id.in_(in_list(participants))))  # type: ignore[attr-defined]
-    return {participant: int(count) for participant, count in rows.all()}
-
-
 async def _check_rules(
     session: AsyncSession, rules: ActiveRules, caller: Caller, listing: Listing, plan: dict[str, Any], body: OrderIn, now: datetime
 ) -> trading.OrderFacts:

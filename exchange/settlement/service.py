@@ -277,7 +277,9 @@ class _Reads(NamedTuple):
 
 
 # On PostgreSQL all of it in one statement (run after the ledger's lock, so it reads what the
-# lock holder before us committed); each part comes back as a JSON array, in text.
+# lock holder before us committed); each part comes back as a JSON array, in text. The
+# accounts are one array (`= ANY(a || b)`), not `= ANY(a) OR IN (b)`: the OR reads the whole
+# table (3 ms on 3,500 accounts, and growing with them, against 0.4 ms).
 _POSTING_READS = sa.text("""
     SELECT
       (SELECT coalesce(CAST(json_agg(json_build_array(e.transfer_id, e.request_hash, e.journal_id)) AS TEXT), '[]')
@@ -287,9 +289,8 @@ _POSTING_READS = sa.text("""
       (SELECT coalesce(CAST(json_agg(json_build_array(p.id, p.debit_account, p.credit_account, p.escrow_account, p.currency, p.amount, p.remaining, p.status)) AS TEXT), '[]')
          FROM pending_transfers p WHERE p.id = ANY(CAST(:pendings AS VARCHAR[]))),
       (SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
-         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]))
-            OR a.id IN (SELECT unnest(ARRAY[p.debit_account, p.credit_account, p.escrow_account])
-                          FROM pending_transfers p WHERE p.id = ANY(CAST(:pendings AS VARCHAR[])))),
+         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]) || ARRAY(
+            SELECT unnest(ARRAY[p.debit_account, p.credit_account, p.escrow_account]) FROM pending_transfers p WHERE p.id = ANY(CAST(:pendings AS VARCHAR[]))))),
       (SELECT coalesce(CAST(json_agg(x.id) AS TEXT), '[]') FROM participants x WHERE x.id = ANY(CAST(:owners AS VARCHAR[])))
 """)
 
