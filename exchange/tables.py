@@ -802,9 +802,13 @@ def _arrays_statement(shape: tuple[Any, ...], dialect: Any) -> tuple[sa.TextClau
                 insert += f" ON CONFLICT ({conflict}) DO UPDATE SET {summed} = {quote(table.name)}.{summed} + excluded.{summed}"
             parts.append(insert)
         else:
-            changed = ", ".join(f"{quote(c.name)} = given.{quote(c.name)}" for c in columns if c.key != key)
-            match = quote(table.c[key].name)
-            parts.append(f"UPDATE {quote(table.name)} SET {changed} FROM unnest({arrays}) AS given({names}) WHERE {quote(table.name)}.{match} = given.{match}")
+            # Rows found by `= ANY` of the keys, and each value by its key's place among them:
+            # joined to unnest() instead, the plan prepared while the table was small hashes the
+            # whole table on every run, as it grows.
+            array = {column.key: f"CAST(:t{n}_{i} AS {column.type.compile(dialect=dialect)}[])" for i, column in enumerate(columns)}
+            match = f"{quote(table.name)}.{quote(table.c[key].name)}"
+            changed = ", ".join(f"{quote(c.name)} = ({array[c.key]})[array_position({array[key]}, {match})]" for c in columns if c.key != key)
+            parts.append(f"UPDATE {quote(table.name)} SET {changed} WHERE {match} = ANY({array[key]})")
         converters.append([(column.key, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns])
     *first, last = parts
     text = (f"WITH {', '.join(f'w{n} AS ({part})' for n, part in enumerate(first))} {last}") if first else last
