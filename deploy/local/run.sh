@@ -7,12 +7,14 @@
 #
 # Settings (environment): EXCHANGE_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/exchange_local,
 # created if missing), DEPLOY_PORT (nginx, default 8100), DEPLOY_PROCESSES (3),
-# DEPLOY_RUN (state folder, default var/local).
+# DEPLOY_RUN (state folder, default var/local), DEPLOY_READ_NICE (the CPU niceness of every app
+# process but the first, the one that takes orders; default 10, 0 for all alike).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 RUN="${DEPLOY_RUN:-$ROOT/var/local}"
 PORT="${DEPLOY_PORT:-8100}"
 PROCESSES="${DEPLOY_PROCESSES:-3}"
+READ_NICE="${DEPLOY_READ_NICE:-10}"
 export EXCHANGE_DATABASE_URL="${EXCHANGE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/exchange_local}"
 export EXCHANGE_SIGNING_KEY_FILE="${EXCHANGE_SIGNING_KEY_FILE:-$RUN/signing.key}"
 export EXCHANGE_OPERATOR_KEY_FILE="${EXCHANGE_OPERATOR_KEY_FILE:-$RUN/operator.key}"
@@ -36,7 +38,10 @@ start() {
     order_upstreams=""
     for n in $(seq 1 "$PROCESSES"); do
         port=$((PORT + n))
-        EXCHANGE_PORT=$port nohup "$EXCHANGE" serve > "$RUN/app-$n.log" 2>&1 &
+        # The order process first: the others (reads, and stand-ins for it) run at a lower CPU
+        # priority, so that on a full machine its batches and PostgreSQL get the cores first.
+        [ "$n" = 1 ] && niceness=0 || niceness="$READ_NICE"
+        EXCHANGE_PORT=$port nohup nice -n "$niceness" "$EXCHANGE" serve > "$RUN/app-$n.log" 2>&1 &
         echo $! > "$RUN/app-$n.pid"
         # New orders and cancels go to the first process while it is up, so its order desk places
         # those that arrive together in one transaction; the others stand by for it. Everything
