@@ -53,6 +53,7 @@ LINGER_S = 0.001
 LINGER_STEPS = 10
 LINGER_QUIET_STEPS = 2
 RECENT_BATCHES = 8
+REMEMBERED_ORDERS = 100_000
 ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
 
@@ -139,6 +140,9 @@ class OrderDesk:
         self._running: asyncio.Task[None] | None = None
         self._recent_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
         self._windows = TradeWindows()  # the circuit breaker's windows, brought up to date by each batch
+        # The book of each order the desk left resting (the newest REMEMBERED_ORDERS): a batch
+        # cancelling only such orders locks their books without reading the orders first.
+        self._book_of_order: dict[str, str] = {}
         # Listings as of a catalogue version (read-only here: a batch never changes a listing).
         self._listings: dict[str, Listing] = {}
         self._listings_version: int | None = None
@@ -259,20 +263,27 @@ class OrderDesk:
                 if plan is None or plan.get("kind") != "quota":
                     continue
                 placing.append((position, _Placing(ticket, caller, listing, plan)))
-            cancelling = await self._cancellable(session, callers, cancels)
-            if not placing and not cancelling:
+            # The cancels' books: remembered for the orders this desk placed, else read.
+            remembered = [self._book_of_order.get(t.order_id) for _, t in cancels]
+            if all(remembered):
+                cancel_ids, cancel_books = sorted({t.order_id for _, t in cancels}), {book for book in remembered if book}
+            else:
+                cancellable = await self._cancellable(session, callers, cancels)
+                cancel_ids, cancel_books = sorted(cancellable), {order.listing_id for order in cancellable.values()}
+            if not placing and not cancel_books:
                 return answers
 
             per_book: dict[str, int] = defaultdict(int)
-            for order in cancelling.values():
-                per_book[order.listing_id] += 0
+            for listing_id in cancel_books:
+                per_book[listing_id] += 0
             for _, p in placing:
                 per_book[p.listing.id] += 1
             books = await service.lock_books(session, per_book, now)
             # Each book's last number before this batch: every trade numbered up to it is committed.
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
             next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
-            journals, cancelled = self._cancel(await self._reread(session, cancelling), callers, cancels, rules, now, answers, taken)
+            cancelling = self._allowed(await self._reread(session, cancel_ids), callers, cancel_books)
+            journals, cancelled = self._cancel(cancelling, callers, cancels, rules, now, answers, taken)
             await self._answer_cancels(session, cancelled, answers)
             if not placing:
                 await self._post(session, journals, now)
@@ -341,7 +352,17 @@ class OrderDesk:
             rows = [new_rows(Order, new_orders), new_rows(Contract, new_contracts), new_rows(Trade, new_trades), new_rows(IdempotencyRecord, new_records),
                     volumes.inserted(new_contracts)]
             await self._post(session, journals, now, rows)
+            self._remember(new_orders)
         return answers
+
+    def _remember(self, orders: list[Order]) -> None:
+        """The books of the orders this batch left resting, for their cancels (an entry outlives
+        its order harmlessly: the cancel reads the order under its book's lock)."""
+        for order in orders:
+            if order.status == "open":
+                self._book_of_order[order.id] = order.listing_id
+        while len(self._book_of_order) > REMEMBERED_ORDERS:
+            del self._book_of_order[next(iter(self._book_of_order))]  # the oldest
 
     async def _listings_as_of(self, session: Any, catalogue_version: int, listing_ids: set[str]) -> dict[str, Listing]:
         """The listings the batch names, as they stand at `catalogue_version`: kept from earlier
@@ -370,24 +391,33 @@ class OrderDesk:
             session.expunge(order)  # written: the flush must not write it again
         await session.flush()
 
-    @staticmethod
-    async def _cancellable(session: Any, callers: dict[str, Caller], cancels: list[tuple[int, Cancel]]) -> dict[str, Order]:
-        """The orders the batch may cancel, before their books are locked: open orders, outside
-        any auction, cancelled by their owners. An operator's cancel, and every refusal, goes the
-        single-order way, which words it."""
+    @classmethod
+    async def _cancellable(cls, session: Any, callers: dict[str, Caller], cancels: list[tuple[int, Cancel]]) -> dict[str, Order]:
+        """The orders the batch may cancel, read before their books are locked (to know which to
+        lock)."""
         if not cancels:
             return {}
         found = (await session.execute(_ORDERS, {"ids": sorted({t.order_id for _, t in cancels})})).scalars()
-        owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
-        return {o.id: o for o in found if o.status == "open" and o.auction_id is None and o.participant_id in owners}
+        return cls._allowed({o.id: o for o in found}, callers, None)
 
     @staticmethod
-    async def _reread(session: Any, cancelling: dict[str, Order]) -> dict[str, Order]:
-        """The same orders read again now that their books are locked (orders change only under
+    def _allowed(found: dict[str, Order], callers: dict[str, Caller], books: set[str] | None) -> dict[str, Order]:
+        """Of `found`, what the batch may cancel: open orders, outside any auction, of the callers
+        that trade, on the books it locked (`books`; None: any). An operator's cancel, and every
+        refusal, goes the single-order way, which words it."""
+        owners = {caller.id for caller in callers.values() if caller.has("buyer", "vendor")}
+        return {
+            o.id: o for o in found.values()
+            if o.status == "open" and o.auction_id is None and o.participant_id in owners and (books is None or o.listing_id in books)
+        }
+
+    @staticmethod
+    async def _reread(session: Any, order_ids: list[str]) -> dict[str, Order]:
+        """The orders read (again) now that their books are locked (orders change only under
         their book's lock): a batch or a cancel may have filled or cancelled them while we waited."""
-        if not cancelling:
+        if not order_ids:
             return {}
-        found = await session.execute(_ORDERS, {"ids": sorted(cancelling)}, execution_options={"populate_existing": True})
+        found = await session.execute(_ORDERS, {"ids": order_ids}, execution_options={"populate_existing": True})
         return {o.id: o for o in found.scalars()}
 
     def _cancel(

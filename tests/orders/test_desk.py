@@ -278,6 +278,41 @@ async def test_cancels_sent_with_orders_are_applied_before_them(
     await market.fees_balance()
 
 
+async def test_cancels_of_orders_the_desk_placed_lock_their_books_without_reading_them_first(
+    market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    _, other = await market.buyer(10**9)
+    # Placed by the served app's desk, which remembers their book.
+    resting = [(await served.order(buyer, listing, side="buy", type="limit", price=9_000 + 100 * n, quantity=2, time_in_force="gtc")).json()
+               for n in range(3)]
+    assert all(o["status"] == "open" for o in resting), resting
+    # The best bid is filled through the other app while its cancel is on its way.
+    sold = await market.order(market.vendor, listing, side="sell", type="limit", price=9_200, quantity=2, time_in_force="ioc")
+    assert [(f["price"], f["quantity"]) for f in sold.json()["fills"]] == [(9_200, 2)]
+    held_before = (await market.balances(buyer))["escrow"]  # the filled bid's hold is its contract's escrow now
+
+    async def no_read_first(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the cancels' books are remembered: nothing to read before the lock")
+
+    monkeypatch.setattr(desk.OrderDesk, "_cancellable", no_read_first)
+    in_batches = (await batch_metrics(served))["exchange_order_batch_orders_sum"]
+    filled, first, not_theirs = await in_one_batch(monkeypatch, [
+        served.client.delete(f"/v1/orders/{resting[2]['id']}", headers={"Authorization": f"Bearer {buyer}"}),
+        served.client.delete(f"/v1/orders/{resting[0]['id']}", headers={"Authorization": f"Bearer {buyer}"}),
+        served.client.delete(f"/v1/orders/{resting[1]['id']}", headers={"Authorization": f"Bearer {other}"}),
+    ])
+    assert filled.status_code == 409, filled.text  # read under the book's lock: filled, not cancellable
+    assert first.status_code == 200 and first.json()["status"] == "cancelled", first.text
+    assert not_theirs.status_code == 404
+    assert (await market.balances(buyer))["escrow"] == held_before - resting[0]["held"]
+    counts = await batch_metrics(served)
+    assert counts["exchange_order_batch_orders_sum"] == in_batches + 1  # the owner's cancel of the open bid; the others went alone
+    assert counts["exchange_order_batches_failed_total"] == 0
+    await market.verify_ledger()
+
+
 async def test_a_batch_reads_past_the_first_page_of_a_book(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = await quota_listing(market)
     buyers = [(await market.buyer(10**9))[1] for _ in range(3)]
