@@ -14,7 +14,6 @@ from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth import Caller
@@ -151,44 +150,21 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + IN_CHUNK]
 
 
-# What a batch reads by key: each statement built once. On PostgreSQL the keys go as one array
-# (`= ANY`): one statement text for any number of keys, prepared once, where an IN list is
-# rendered and bound value by value on every call; elsewhere as IN lists of at most IN_CHUNK.
-_AMONG = sa.bindparam("among", type_=postgresql.ARRAY(sa.String()))
+# What a batch reads by key, elsewhere than on PostgreSQL (where `_POSTING_READS` reads it all
+# at once): each query with its key column, read in IN lists of at most IN_CHUNK keys.
+_TRANSFERS_SEEN = (sa.select(LedgerEntry.transfer_id, LedgerEntry.request_hash, LedgerEntry.journal_id), LedgerEntry.transfer_id)
+_JOURNALS_SEEN = (sa.select(LedgerEntry.journal_id), LedgerEntry.journal_id)
+_PENDINGS = (sa.select(PendingTransfer), PendingTransfer.id)
+_BALANCES = (sa.select(Account.id, Account.balance), Account.id)
+_PARTICIPANTS = (sa.select(Participant.id), Participant.id)
 
 
-class _ByKey(NamedTuple):
-    query: sa.Select[Any]
-    column: Any
-    by_array: sa.Select[Any]
-
-
-def _by_key(query: sa.Select[Any], column: Any) -> _ByKey:
-    return _ByKey(query, column, query.where(column == sa.any_(_AMONG)))
-
-
-_TRANSFERS_SEEN = _by_key(sa.select(LedgerEntry.transfer_id, LedgerEntry.request_hash, LedgerEntry.journal_id), LedgerEntry.transfer_id)
-_JOURNALS_SEEN = _by_key(sa.select(LedgerEntry.journal_id), LedgerEntry.journal_id)
-_PENDINGS = _by_key(sa.select(PendingTransfer), PendingTransfer.id)
-_BALANCES = _by_key(sa.select(Account.id, Account.balance), Account.id)
-_PARTICIPANTS = _by_key(sa.select(Participant.id), Participant.id)
-
-
-async def balances_of(session: AsyncSession, names: Iterable[str]) -> dict[str, int]:
-    """The balances of the accounts named that exist."""
-    return {row.id: int(row.balance) for row in await _select_in(session, _BALANCES, names)}
-
-
-async def _select_in(session: AsyncSession, read: _ByKey, values: Iterable[str]) -> list[Any]:
+async def _select_in(session: AsyncSession, read: tuple[sa.Select[Any], Any], values: Iterable[str]) -> list[Any]:
     """The rows of `read` whose key is one of `values`."""
-    distinct = sorted(set(values))
-    if not distinct:
-        return []
-    if session.bind.dialect.name == "postgresql":
-        return list((await session.execute(read.by_array, {"among": distinct})).all())
+    query, column = read
     rows: list[Any] = []
-    for chunk in _chunks(distinct):
-        rows.extend((await session.execute(read.query.where(read.column.in_(in_list(chunk))))).all())
+    for chunk in _chunks(sorted(set(values))):
+        rows.extend((await session.execute(query.where(column.in_(in_list(chunk))))).all())
     return rows
 
 
@@ -322,7 +298,7 @@ async def _posting_reads(session: AsyncSession, journals: Sequence[JournalIn]) -
         transfers={row.transfer_id: row for row in await _select_in(session, _TRANSFERS_SEEN, transfer_ids)},
         journals={row.journal_id for row in await _select_in(session, _JOURNALS_SEEN, given_journals)},
         pendings=pendings,
-        balances=await balances_of(session, named),
+        balances={row.id: int(row.balance) for row in await _select_in(session, _BALANCES, named)},
         owners={row.id for row in await _select_in(session, _PARTICIPANTS, owners)},
     )
 

@@ -48,6 +48,9 @@ class Served:
         full = {"listing_id": listing["id"], "plan_id": listing["plans"][0]["id"], **body}
         return await self.client.post("/v1/orders", json=full, headers=headers)
 
+    async def cancel(self, key: str, order_id: str) -> httpx.Response:
+        return await self.client.delete(f"/v1/orders/{order_id}", headers={"Authorization": f"Bearer {key}"})
+
 
 @pytest.fixture
 async def served(api: Api, clock: MovableClock) -> AsyncIterator[Served]:
@@ -250,11 +253,11 @@ async def test_cancels_sent_with_orders_are_applied_before_them(
 
     calls = [
         served.order(second_buyer, listing, side="buy", type="limit", price=10_000, quantity=3, time_in_force="ioc"),  # the ask is gone first
-        served.client.delete(f"/v1/orders/{ask['id']}", headers={"Authorization": f"Bearer {market.vendor}"}),
-        served.client.delete(f"/v1/orders/{high_bid['id']}", headers={"Authorization": f"Bearer {first_buyer}"}),
-        served.client.delete(f"/v1/orders/{high_bid['id']}", headers={"Authorization": f"Bearer {first_buyer}"}),  # one of the two is late
-        served.client.delete(f"/v1/orders/{low_bid['id']}", headers={"Authorization": f"Bearer {second_buyer}"}),  # not theirs
-        served.client.delete(f"/v1/orders/{third_bid['id']}", headers={"Authorization": f"Bearer {api.operator_key}"}),  # alone, as an operator's
+        served.cancel(market.vendor, ask["id"]),
+        served.cancel(first_buyer, high_bid["id"]),
+        served.cancel(first_buyer, high_bid["id"]),  # one of the two is late
+        served.cancel(second_buyer, low_bid["id"]),  # not theirs
+        served.cancel(api.operator_key, third_bid["id"]),  # alone, as an operator's
         served.order(market.vendor, listing, side="sell", type="limit", price=9_800, quantity=2, time_in_force="ioc"),  # meets the low bid
     ]
     bought, ask_gone, high_gone, high_again, not_theirs, by_operator, sold = await in_one_batch(monkeypatch, calls)
@@ -299,9 +302,9 @@ async def test_cancels_of_orders_the_desk_placed_lock_their_books_without_readin
     monkeypatch.setattr(desk.OrderDesk, "_cancellable", no_read_first)
     in_batches = (await batch_metrics(served))["exchange_order_batch_orders_sum"]
     filled, first, not_theirs = await in_one_batch(monkeypatch, [
-        served.client.delete(f"/v1/orders/{resting[2]['id']}", headers={"Authorization": f"Bearer {buyer}"}),
-        served.client.delete(f"/v1/orders/{resting[0]['id']}", headers={"Authorization": f"Bearer {buyer}"}),
-        served.client.delete(f"/v1/orders/{resting[1]['id']}", headers={"Authorization": f"Bearer {other}"}),
+        served.cancel(buyer, resting[2]["id"]),
+        served.cancel(buyer, resting[0]["id"]),
+        served.cancel(other, resting[1]["id"]),
     ])
     assert filled.status_code == 409, filled.text  # read under the book's lock: filled, not cancellable
     assert first.status_code == 200 and first.json()["status"] == "cancelled", first.text
