@@ -193,6 +193,9 @@ async def api(clean_database_url: str, clock: MovableClock, tmp_path: Path):  # 
         operator_key_file=str(tmp_path / "operator.key"),
         signing_key_file=str(tmp_path / "signing.key"),
         sweep_interval_ms=0,  # tests sweep themselves, after moving the clock: a background sweep would race them
+        # Nor does the rate limit's sharing run on a timer: spending shared after a test moved the
+        # clock a minute on is charged to the new minute (tests/test_limits.py shares by hand).
+        rate_share_interval_ms=0,
     )
     app = create_app(settings, clock=clock)
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
