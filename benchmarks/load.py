@@ -25,6 +25,10 @@ so it needs the lifted limit.
 When the server's autovacuum is off (this machine's CI configuration), the run analyzes that
 database every 10 s, as autovacuum would (--database-url does it for --url).
 
+With --recipe (or --desk-metrics, for --url), it also prints what the order desk did during the
+run, from the /metrics of the process that takes the orders: its batches, the requests a batch
+held, how long a batch gathered them and how long it took to place them.
+
 --echo measures, in the same run and with the same generator, connections, duration and
 request body, the bare Litestar echo route of benchmarks/echo.py served by uvicorn as `exchange
 serve` serves, and prints the order figure as a ratio to it."""
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -205,7 +210,7 @@ def mixed(host: str, world: dict[str, Any], idempotency: bool) -> Any:
     return next_request
 
 
-async def load_exchange(url: str, operator: str, args: argparse.Namespace, database_url: str | None = None) -> Stats:
+async def load_exchange(url: str, operator: str, args: argparse.Namespace, database_url: str | None = None, desk_metrics: str | None = None) -> Stats:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     started = time.perf_counter()
@@ -217,12 +222,40 @@ async def load_exchange(url: str, operator: str, args: argparse.Namespace, datab
     workload = (orders_only if args.orders_only else mixed)(host, world, not args.no_idempotency_key)
     analysing = await stand_in_for_autovacuum(database_url) if database_url else None
     try:
-        return await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+        before = desk_figures(desk_metrics) if desk_metrics else None
+        stats = await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+        if before is not None and desk_metrics:
+            report_desk(before, desk_figures(desk_metrics))
+        return stats
     finally:
         if analysing is not None:
             analysing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await analysing
+
+
+_DESK_FIGURES = ("exchange_order_batch_orders_count", "exchange_order_batch_orders_sum", "exchange_order_batches_failed_total",
+                 "exchange_order_batch_gathering_seconds_sum", "exchange_order_batch_duration_seconds_sum")
+
+
+def desk_figures(metrics_url: str) -> dict[str, float]:
+    """The order desk's counters, from the /metrics of the process that runs it."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+        text = answer.read().decode()
+    return {name: float(m.group(1)) if (m := re.search(rf"^{name} (\S+)$", text, re.MULTILINE)) else 0.0 for name in _DESK_FIGURES}
+
+
+def report_desk(before: dict[str, float], after: dict[str, float]) -> None:
+    """Where an order's time on the desk went during the run (warm-up included): gathering a
+    batch, then placing it."""
+    moved = {name: after[name] - before[name] for name in _DESK_FIGURES}
+    batches = moved["exchange_order_batch_orders_count"] + moved["exchange_order_batches_failed_total"]
+    if not batches:
+        return
+    print(f"  the order desk: {batches:,.0f} batches of {moved['exchange_order_batch_orders_sum'] / batches:.1f} requests on average; "
+          f"each gathered its requests for {1000 * moved['exchange_order_batch_gathering_seconds_sum'] / batches:.1f} ms, "
+          f"then took {1000 * moved['exchange_order_batch_duration_seconds_sum'] / batches:.1f} ms; "
+          f"{moved['exchange_order_batches_failed_total']:.0f} failed")
 
 
 ANALYZE_EVERY_S = 10
@@ -345,8 +378,9 @@ def recipe(args: argparse.Namespace, processes: int, echo: Stats | None) -> Stat
         if started.returncode != 0:
             raise SystemExit(f"deploy/local/run.sh start failed: {started.stdout}{started.stderr}")
         try:
+            # The first app process takes the orders (deploy/local/run.sh): its /metrics shows its desk.
             stats = asyncio.run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args,
-                                              postgres_url(DATABASE)))
+                                              postgres_url(DATABASE), f"http://127.0.0.1:{base + 1}/metrics"))
             if stats.error_count:
                 show_server_errors(sorted(Path(folder).glob("app-*.log")))
         finally:
@@ -368,6 +402,8 @@ def main() -> None:
     parser.add_argument("--url", help="load a running exchange")
     parser.add_argument("--operator-key", help="file holding an operator's API key (with --url)")
     parser.add_argument("--database-url", help="the exchange's database (with --url): analyzed during the run when autovacuum is off")
+    parser.add_argument("--desk-metrics", help="the /metrics URL of the process whose order desk takes the orders (with --url): "
+                        "prints how long its batches gathered and took")
     parser.add_argument("--recipe", action="store_true", help="start deploy/local/run.sh on a fresh database first")
     parser.add_argument("--processes", default="3", help="app processes of the recipe; a list (1,3) runs each and prints the growth")
     parser.add_argument("--serve", action="store_true", help="start one `exchange serve` (no proxy) on a fresh database first")
@@ -405,7 +441,7 @@ def main() -> None:
         return
     if not args.url or not args.operator_key:
         parser.error("give --url and --operator-key, or --serve, or --recipe")
-    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url))
+    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url, args.desk_metrics))
     report_orders(stats, args, f"{args.url}, {args.concurrency} connections", args.url, echo)
 
 

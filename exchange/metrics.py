@@ -1,6 +1,8 @@
-"""GET /metrics in Prometheus text format: this process's requests, latencies and retried
-transactions and public searches answered from its cache, and the exchange's orders, fills, ledger size and head age read from the database
-at scrape time (the same for every process, so any one can be scraped)."""
+"""GET /metrics in Prometheus text format: this process's requests, latencies, retried
+transactions, order desk batches (their sizes, how long each gathered its requests and how long
+it took) and public searches answered from its cache, and the exchange's orders, fills, ledger
+size and head age read from the database at scrape time (the same for every process, so any one
+can be scraped)."""
 
 from __future__ import annotations
 
@@ -36,12 +38,21 @@ class Metrics:
                                     ["source"], registry=self.registry)
         self.batches_failed = Counter("exchange_order_batches_failed", "Order desk batches that failed, their orders then placed one at a time",
                                       registry=self.registry)
+        # Where an order's time on the desk goes: waiting for the requests on their way to join its
+        # batch, then the batch's transaction (its own work and its statements' round trips).
+        self.batch_gathering = Histogram("exchange_order_batch_gathering_seconds",
+                                         "Time the order desk waited for requests to join a batch before placing it",
+                                         buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_duration = Histogram("exchange_order_batch_duration_seconds", "Time the order desk took to place a batch (its transaction)",
+                                        buckets=LATENCY_BUCKETS, registry=self.registry)
 
-    def batched(self, placed: int, failed: bool) -> None:
+    def batched(self, placed: int, failed: bool, gathered_s: float, took_s: float) -> None:
         if failed:
             self.batches_failed.inc()
         else:
             self.batches.observe(placed)
+        self.batch_gathering.observe(gathered_s)
+        self.batch_duration.observe(took_s)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -20,6 +20,7 @@ waits for its book's lock in another transaction would hold up every batch behin
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,7 +147,10 @@ class OrderDesk:
         # Listings as of a catalogue version (read-only here: a batch never changes a listing).
         self._listings: dict[str, Listing] = {}
         self._listings_version: int | None = None
-        self.on_batch: Callable[[int, bool], None] | None = None  # (orders placed in it, whether it failed): for /metrics
+        # For /metrics: the requests it answered (placed, cancelled, replayed or refused for their
+        # rate; not those it left alone), whether it failed, how long its requests waited for it to
+        # gather them and how long it took (seconds).
+        self.on_batch: Callable[[int, bool, float, float], None] | None = None
 
     async def place(self, ticket: Ticket | Cancel) -> Any:
         """The order's response (a cancel's: the cancelled order), the error to raise, or `ALONE`:
@@ -160,9 +164,10 @@ class OrderDesk:
     async def _drain(self) -> None:
         try:
             while self._waiting:
+                lingering = time.perf_counter()
                 await self._linger()
                 batch, self._waiting = self._waiting[: self.batch_max], self._waiting[self.batch_max :]
-                answers = await self._settle(batch)
+                answers = await self._settle(batch, time.perf_counter() - lingering)
                 # The requests in play around this batch: it, and those that arrived while it ran.
                 self._recent_sizes.append(len(batch) + len(self._waiting))
                 for ticket, answer in zip(batch, answers, strict=True):
@@ -191,16 +196,19 @@ class OrderDesk:
             if quiet >= LINGER_QUIET_STEPS:
                 return
 
-    async def _settle(self, batch: list[Ticket | Cancel]) -> list[Answer]:
+    async def _settle(self, batch: list[Ticket | Cancel], gathered_s: float) -> list[Answer]:
+        """The batch's answers (if it fails, every request goes alone); `gathered_s`: how long
+        it waited for them, for /metrics."""
+        started = time.perf_counter()
         try:
             answers = await self.exchange.retrying(lambda: self._once(batch))
         except Exception:
             log.exception("orders.batch_failed", orders=len(batch))
             if self.on_batch is not None:
-                self.on_batch(0, True)
+                self.on_batch(0, True, gathered_s, time.perf_counter() - started)
             return [ALONE] * len(batch)
         if self.on_batch is not None:
-            self.on_batch(sum(1 for a in answers if a is not ALONE), False)
+            self.on_batch(sum(1 for a in answers if a is not ALONE), False, gathered_s, time.perf_counter() - started)
         return answers
 
     async def _once(self, batch: list[Ticket | Cancel]) -> list[Answer]:

@@ -74,7 +74,9 @@ async def served(api: Api, clock: MovableClock) -> AsyncIterator[Served]:
 async def batch_metrics(served: Served) -> dict[str, float]:
     text = (await served.client.get("/metrics")).text
     found = {}
-    for name in ("exchange_order_batch_orders_count", "exchange_order_batch_orders_sum", "exchange_order_batches_failed_total"):
+    for name in ("exchange_order_batch_orders_count", "exchange_order_batch_orders_sum", "exchange_order_batches_failed_total",
+                 "exchange_order_batch_gathering_seconds_count", "exchange_order_batch_gathering_seconds_sum",
+                 "exchange_order_batch_duration_seconds_count", "exchange_order_batch_duration_seconds_sum"):
         match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
         found[name] = float(match.group(1)) if match else 0.0
     match = re.search(r'^exchange_order_batch_orders_bucket\{le="1.0"\} (\S+)$', text, re.MULTILINE)
@@ -153,6 +155,10 @@ async def test_orders_placed_together_trade_as_if_placed_one_at_a_time(market: M
     counts = await batch_metrics(served)
     assert counts["exchange_order_batch_orders_count"] > counts["alone"]  # some batches held more than one order
     assert counts["exchange_order_batches_failed_total"] == 0
+    # Every batch's time is kept, split into gathering its requests and placing them.
+    batches = counts["exchange_order_batch_orders_count"]
+    assert counts["exchange_order_batch_gathering_seconds_count"] == counts["exchange_order_batch_duration_seconds_count"] == batches
+    assert counts["exchange_order_batch_duration_seconds_sum"] > 0 and counts["exchange_order_batch_gathering_seconds_sum"] > 0
 
 
 async def test_a_refused_order_in_a_batch_is_refused_alone_and_the_others_trade(market: Market, api: Api, served: Served) -> None:

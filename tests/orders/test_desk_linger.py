@@ -27,7 +27,7 @@ async def test_requests_that_arrived_during_a_batch_count_towards_the_next_wave(
             await asyncio.sleep(0.001)
             returning.extend(request() for _ in range(6))
 
-    async def settle(batch: list[Any]) -> list[Any]:
+    async def settle(batch: list[Any], gathered_s: float) -> list[Any]:
         sizes.append(len(batch))
         if len(sizes) == 1:
             arrivals = [request() for _ in range(15)]  # arrive while the batch runs
