@@ -103,10 +103,19 @@ _WINDOW_TRADE = (Trade.listing_id, Trade.id, Trade.seq, Trade.price, Trade.at)  
 _WHOLE_WINDOWS = sa.text(
     "SELECT listing_id, id, seq, price, at FROM trades WHERE listing_id = ANY(CAST(:listing_ids AS VARCHAR[])) AND at >= :since"
 ).bindparams(sa.bindparam("since", type_=Trade.__table__.c.at.type)).columns(*(c.expression for c in _WINDOW_TRADE))  # type: ignore[attr-defined]
+# Each book's trades numbered after the kept window, up to the book's last number before the
+# batch, found by the (listing_id, seq) index book by book. Joined to unnest() instead, the
+# generic plan a prepared statement settles on hashes the books and reads every trade of the
+# window's span (the `at` bound is a parameter, so it is guessed at a third of the table): a
+# batch's slowest statement after two minutes of load, 15 ms and growing, where this is 0.2 ms.
+# OFFSET 0 keeps the per-book subquery from being flattened back into that join.
 _NEWER_TRADES = sa.text("""
     SELECT t.listing_id, t.id, t.seq, t.price, t.at
-    FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:after AS BIGINT[])) AS seen(listing_id, after)
-    JOIN trades t ON t.listing_id = seen.listing_id AND t.seq > seen.after
+    FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:after AS BIGINT[]), CAST(:upto AS BIGINT[])) AS seen(listing_id, after, upto)
+    CROSS JOIN LATERAL (
+        SELECT t.listing_id, t.id, t.seq, t.price, t.at FROM trades t
+        WHERE t.listing_id = seen.listing_id AND t.seq > seen.after AND t.seq <= seen.upto OFFSET 0
+    ) AS t
     WHERE t.at >= :since
 """).bindparams(sa.bindparam("since", type_=Trade.__table__.c.at.type)).columns(*(c.expression for c in _WINDOW_TRADE))  # type: ignore[attr-defined]
 
@@ -126,7 +135,8 @@ async def cached_windows(
         for listing_id, trade_id, seq, price, at in (await session.execute(_WHOLE_WINDOWS, {"listing_ids": whole, "since": since})).all():
             trades[listing_id].append((trade_id, int(seq), int(price), at))
     if newer:
-        parameters = {"listing_ids": newer, "after": [seen[listing_id] for listing_id in newer], "since": since}
+        parameters = {"listing_ids": newer, "after": [seen[listing_id] for listing_id in newer],
+                      "upto": [numbered_up_to[listing_id] for listing_id in newer], "since": since}
         for listing_id, trade_id, seq, price, at in (await session.execute(_NEWER_TRADES, parameters)).all():
             trades[listing_id].append((trade_id, int(seq), int(price), at))
     for listing_id in whole:
