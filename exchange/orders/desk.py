@@ -162,6 +162,7 @@ class OrderDesk:
         return await ticket.answer
 
     async def _drain(self) -> None:
+        batch: list[Ticket | Cancel] = []
         try:
             while self._waiting:
                 lingering = time.perf_counter()
@@ -173,6 +174,18 @@ class OrderDesk:
                 for ticket, answer in zip(batch, answers, strict=True):
                     if not ticket.answer.done():  # its client may have gone
                         ticket.answer.set_result(answer)
+        except Exception as error:
+            # Only a bug gets here (a failed batch is answered ALONE by _settle). The batch's
+            # requests may have been placed: they fail, logged, rather than wait for ever; those
+            # that were still waiting were in no batch, and go the single-order way.
+            log.exception("orders.desk_failed", orders=len(batch))
+            for ticket in batch:
+                if not ticket.answer.done():
+                    ticket.answer.set_exception(RuntimeError(f"the order desk failed: {error!r}"))
+            waiting, self._waiting = self._waiting, []
+            for ticket in waiting:
+                if not ticket.answer.done():
+                    ticket.answer.set_result(ALONE)
         finally:
             self._running = None
 

@@ -47,3 +47,26 @@ async def test_requests_that_arrived_during_a_batch_count_towards_the_next_wave(
     await asyncio.gather(*returning)
     assert sizes[0] == 30
     assert sizes[1] >= 33, sizes  # 3/4 of the 45 in play around the first batch
+
+
+async def test_a_desk_that_breaks_fails_its_batch_and_sends_the_waiting_requests_alone() -> None:
+    """A bug after a batch (here: an answer missing) must not leave requests waiting for ever:
+    the batch's requests, which may have been placed, fail; those that arrived while it ran were
+    in no batch and go the single-order way."""
+    desk = OrderDesk(SimpleNamespace(settings=SimpleNamespace(order_batch_max=256)))  # type: ignore[arg-type]
+    later: list[asyncio.Task[Any]] = []
+
+    def request() -> asyncio.Task[Any]:
+        return asyncio.create_task(desk.place(Cancel(authorization=None, order_id="ord")))
+
+    async def settle(batch: list[Any], gathered_s: float) -> list[Any]:
+        later.extend(request() for _ in range(3))  # arrive while the batch runs
+        await asyncio.sleep(0)
+        return [ALONE] * (len(batch) - 1)  # one answer short
+
+    desk._settle = settle  # type: ignore[method-assign]
+    first = [request() for _ in range(4)]
+    done = await asyncio.wait_for(asyncio.gather(*first, return_exceptions=True), timeout=5)
+    assert done[:3] == [ALONE] * 3 and isinstance(done[3], RuntimeError), done  # the answers it had went out
+    assert await asyncio.wait_for(asyncio.gather(*later), timeout=5) == [ALONE] * 3
+    assert desk._running is None and desk._waiting == []
