@@ -222,9 +222,9 @@ async def load_exchange(url: str, operator: str, args: argparse.Namespace, datab
     workload = (orders_only if args.orders_only else mixed)(host, world, not args.no_idempotency_key)
     analysing = await stand_in_for_autovacuum(database_url) if database_url else None
     try:
-        before = desk_figures(desk_metrics) if desk_metrics else None
+        before = desk_figures(desk_metrics) if desk_metrics else {}
         stats = await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
-        if before is not None and desk_metrics:
+        if desk_metrics:
             report_desk(before, desk_figures(desk_metrics))
         return stats
     finally:
