@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -65,34 +65,56 @@ def utc_now() -> datetime:
 
 
 class Unit:
-    """One request's unit of work: an open transaction, the caller, and the time it started."""
+    """One request's unit of work: an open transaction (for a lookup on PostgreSQL, a session
+    opened only if the request asks for one), the caller, and the time it started."""
 
     def __init__(
         self,
         exchange: Exchange,
-        session: AsyncSession,
+        session: AsyncSession | None,
         caller: Caller | None,
         now: datetime,
         rules_version: int | None = None,
         catalogue_version: int | None = None,
     ) -> None:
         self.exchange = exchange
-        self.session = session
+        self._session = session
+        self._lean = session is None
         self.caller = caller
         self.now = now
         self._rules_version = rules_version
         self._rules: ActiveRules | None = None
         self._catalogue_version = catalogue_version
 
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.exchange.db.lookup_session()
+        return self._session
+
+    async def rows(self, statement: sa.Select[Any], params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """The rows of a read-only statement: for a lookup on PostgreSQL without a session
+        (`Database.rows`), otherwise in the unit's session."""
+        if self._lean:
+            found = await self.exchange.db.rows(statement, params)
+            if found is not None:
+                return found
+        return (await self.session.execute(statement, params)).all()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
     async def rules(self) -> ActiveRules:
         if self._rules is None:
-            self._rules = await store.active(self.session, self.exchange.rule_cache, self.now, version=self._rules_version)
+            known = self.exchange.rule_cache.get(self._rules_version) if self._rules_version is not None else None
+            self._rules = known or await store.active(self.session, self.exchange.rule_cache, self.now, version=self._rules_version)
         return self._rules
 
     async def catalogue_version(self) -> int:
         """The catalogue version as this request began (see exchange/listings/cache.py)."""
         if self._catalogue_version is None:
-            rules_version, self._catalogue_version = (await self.session.execute(_RULES_AND_CATALOGUE, {"now": self.now})).one()
+            rules_version, self._catalogue_version = (await self.rows(_RULES_AND_CATALOGUE, {"now": self.now}))[0]
             if self._rules_version is None:
                 self._rules_version = rules_version
         return self._catalogue_version
@@ -119,24 +141,37 @@ class Exchange:
 
     @asynccontextmanager
     async def unit(self, request: Request[Any, Any, Any], *, write: bool) -> AsyncIterator[Unit]:
-        async with (self.db.write() if write else self.db.lookup()) as session:
-            now = self.clock()
-            caller, rules_version, catalogue_version = None, None, None
-            authorization = request.headers.get("authorization")
-            if authorization is not None:
-                key = bearer_key(authorization)
-                row = (await session.execute(_CALLER_AND_RULES, {"digest": key_hash(key), "now": now})).first()
-                caller = caller_of(key, row)
-                assert row is not None
-                # The rules' version is None when no rule set is in force: rules() says so.
-                rules_version, catalogue_version = row[CALLER_WIDTH:]
-            unit = Unit(self, session, caller, now, rules_version, catalogue_version)
-            if caller is not None:
-                limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
-                wait = self.limiter.take(caller.id, limit, unit.now)
-                if wait is not None:
-                    raise too_many(limit, wait)
-            yield unit
+        if write or self.db.dialect != "postgresql":
+            async with self.db.write() if write else self.db.lookup() as session:
+                yield await self._begin(request, Unit(self, session, None, self.clock()))
+            return
+        # A lookup on PostgreSQL: its statements commit by themselves, so it needs no
+        # transaction, and those that can run without a session do (a short read's CPU was
+        # mostly the session's).
+        unit = Unit(self, None, None, self.clock())
+        try:
+            yield await self._begin(request, unit)
+        finally:
+            await unit.close()
+
+    async def _begin(self, request: Request[Any, Any, Any], unit: Unit) -> Unit:
+        """The unit with its caller (and the rules' and catalogue's versions read with it), its
+        request counted against the caller's rate limit."""
+        authorization = request.headers.get("authorization")
+        if authorization is None:
+            return unit
+        key = bearer_key(authorization)
+        rows = await unit.rows(_CALLER_AND_RULES, {"digest": key_hash(key), "now": unit.now})
+        row = rows[0] if rows else None
+        unit.caller = caller_of(key, row)
+        assert row is not None
+        # The rules' version is None when no rule set is in force: rules() says so.
+        unit._rules_version, unit._catalogue_version = row[CALLER_WIDTH:]
+        limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
+        wait = self.limiter.take(unit.caller.id, limit, unit.now)
+        if wait is not None:
+            raise too_many(limit, wait)
+        return unit
 
     async def create(
         self,

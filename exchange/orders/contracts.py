@@ -9,6 +9,7 @@ logged. A dispute freezes the holds until an operator releases or refunds them."
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -229,6 +230,19 @@ async def expire_due(session: AsyncSession, now: datetime, limit: int = 500) -> 
 
 def _sees(caller: Caller, contract: Contract) -> bool:
     return caller.id in (contract.buyer_id, contract.vendor_id) or caller.has("operator", "regulator")
+
+
+_CONTRACTS: sa.Table = Contract.__table__  # type: ignore[attr-defined]
+BY_ID = sa.select(*_CONTRACTS.columns).where(_CONTRACTS.c.id == sa.bindparam("contract_id"))
+"""One contract's row, for `seen` (a read that needs no session)."""
+
+
+def seen(caller: Caller, rows: Sequence[Sequence[Any]], contract_id: str) -> Contract:
+    """The contract `BY_ID` found, as `load` gives it (not in any session: to read, not change)."""
+    contract = new_row(Contract, **dict(zip(_CONTRACTS.columns.keys(), rows[0], strict=True))) if rows else None
+    if contract is None or not _sees(caller, contract):
+        raise NotFound(f"No contract {contract_id!r}.")
+    return contract
 
 
 async def load(session: AsyncSession, caller: Caller, contract_id: str, *, for_update: bool = False) -> Contract:

@@ -231,7 +231,8 @@ async def list_contracts(
 @get("/v1/contracts/{contract_id:str}", summary="A signed contract, visible to its parties")
 async def get_contract(request: Request[Any, Any, Any], exchange: NamedDependency[Exchange], contract_id: FromPath[str]) -> ContractOut:
     async with exchange.unit(request, write=False) as unit:
-        return contracts.to_out(await contracts.load(unit.session, require(unit.caller), contract_id))
+        caller = require(unit.caller)
+        return contracts.to_out(contracts.seen(caller, await unit.rows(contracts.BY_ID, {"contract_id": contract_id}), contract_id))
 
 
 @post("/v1/contracts/{contract_id:str}/confirm", status_code=200, summary="The buyer confirms delivery: escrow goes to the vendor, less fees")
