@@ -82,7 +82,7 @@ async def search_listings(
     async with exchange.unit(request, write=False) as unit:
         catalogue_version = await unit.catalogue_version()  # before any listing is read
         return await service.search(
-            unit.session, await unit.rules(), unit.caller, filters, sort=chosen, cursor=cursor, limit=limit,
+            lambda: unit.session, await unit.rules(), unit.caller, filters, sort=chosen, cursor=cursor, limit=limit,
             cache=exchange.search_cache, catalogue_version=catalogue_version,
         )
 

@@ -4,6 +4,7 @@ it needs, asks the rulebook and the state tables, and saves: one straight line p
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -410,7 +411,7 @@ async def history(session: AsyncSession, caller: Caller | None, listing_id: str)
 
 
 async def search(
-    session: AsyncSession,
+    session: AsyncSession | Callable[[], AsyncSession],
     rules: ActiveRules,
     caller: Caller | None,
     filters: repository.Filters,
@@ -423,7 +424,7 @@ async def search(
 ) -> ListingPage:
     """One page of the search. A public search (what anyone may see, which is all a buyer or an
     anonymous caller sees) is answered from `cache` while `catalogue_version`, read before this,
-    stands."""
+    stands. `session`: the session to read in, or what opens it (an answer from the cache needs none)."""
     try:
         after = repository.decode_cursor(cursor) if cursor else None
     except (ValueError, msgspec.DecodeError):
@@ -440,6 +441,8 @@ async def search(
         kept = cache.get(catalogue_version, key)
         if kept is not None:
             return kept
+    if not isinstance(session, AsyncSession):
+        session = session()
     rows, next_cursor = await repository.search(session, filters, sort=sort, cursor=after, limit=limit)
     page = ListingPage(items=[await to_out(session, row, caller, rules) for row in rows], next_cursor=next_cursor)
     if key is not None:

@@ -168,3 +168,26 @@ def test_the_cache_never_holds_more_than_its_size(size: int) -> None:
         cache.put(7, n, n)
     assert len(cache._pages) == size
     assert cache.get(7, 9) == 9 and cache.get(7, 0) is None
+
+
+@pytest.mark.postgres_only
+async def test_a_kept_answer_on_postgresql_is_given_without_a_session(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept answer needs only the catalogue version, read straight from the driver: no session
+    is opened for it (a session cost more CPU than the rest of the search); a new search opens one."""
+    from exchange.db import Database
+
+    _, vendor = await api.participant("vendor")
+    listing = await api.listed(vendor)
+    expected = await found(api)
+    opened: list[str] = []
+    real = Database.lookup_session
+
+    def counted(self: Database) -> Any:
+        opened.append("lookup")
+        return real(self)
+
+    monkeypatch.setattr(Database, "lookup_session", counted)
+    assert await found(api) == expected and expected[0][0] == listing["id"]
+    assert opened == []
+    assert await found(api, q="交通") == expected  # not kept yet: read in a session
+    assert opened == ["lookup"]
