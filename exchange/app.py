@@ -26,11 +26,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange import problems
+from exchange import hostile, problems
 from exchange.context import Clock, Exchange, utc_now
 from exchange.listings.routes import ROUTES as LISTING_ROUTES
 from exchange.log import configure_logging, log
 from exchange.metrics import Metrics
+from exchange.orders.entry import order_entry
 from exchange.orders.routes import ROUTES as ORDER_ROUTES
 from exchange.orders.sweep import sweep
 from exchange.participants.routes import ROUTES as PARTICIPANT_ROUTES
@@ -139,8 +140,7 @@ async def refuse_hostile_input(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(str(error)) from None
     except (RecursionError, UnicodeDecodeError) as error:
         raise ValidationException("JSON is malformed: " + ("nested too deeply" if isinstance(error, RecursionError) else "not valid UTF-8")) from None
-    members, depth = _shape(decoded)
-    if members != len(_MEMBER_NAME.findall(body)) or depth > _SHALLOW:
+    if not hostile.plain_members(decoded, body):
         # A member named twice (or only a string that looks like a member name), or deep
         # nesting: the standard parser, which sees every pair and has its own depth limit, decides.
         try:
@@ -155,42 +155,12 @@ async def refuse_hostile_input(request: Request[Any, Any, Any]) -> None:
         _refuse(where.group(1) if where and where.group(1) else "data", str(error).split(" - ", 1)[0])
 
 
-_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
 def _refuse_not_text(decoded: Any) -> None:
     """Refuse a string or member name holding U+0000 or a lone surrogate, naming where it is."""
-    stack: list[tuple[str, Any]] = [("", decoded)]
-    while stack:
-        where, value = stack.pop()
-        if isinstance(value, dict):
-            stack += [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
-            value = "".join(value)
-        elif isinstance(value, list):
-            stack += [(f"{where}[{index}]", item) for index, item in enumerate(value)]
-        if isinstance(value, str) and (found := _NOT_TEXT.search(value)):
-            _refuse(where or "data", "contains the character U+0000" if found.group() == "\x00" else "contains a lone surrogate, which is not text")
-
-
-_MEMBER_NAME = re.compile(rb'"\s*:')
-"""Where a member name ends: every member has one, and so may a string holding `":`, never fewer."""
-_SHALLOW = 32
-
-
-def _shape(decoded: Any) -> tuple[int, int]:
-    """The members of every object in `decoded` (a name given twice counts once) and its depth.
-    When the members equal the raw body's member-name endings, no name was given twice."""
-    members = depth = 0
-    stack: list[tuple[Any, int]] = [(decoded, 1)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict):
-            members += len(value)
-            stack += [(item, level + 1) for item in value.values()]
-        elif isinstance(value, list):
-            stack += [(item, level + 1) for item in value]
-        depth = max(depth, level)
-    return members, depth
+    found = hostile.first_not_text(decoded)
+    if found is not None:
+        where, character = found
+        _refuse(where or "data", "contains the character U+0000" if character == "\x00" else "contains a lone surrogate, which is not text")
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -353,7 +323,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         exception_handlers=problems.EXCEPTION_HANDLERS,
         before_request=refuse_hostile_input,
         plugins=[_StrictStructSchema()],
-        middleware=[request_log_middleware(metrics)],
+        middleware=[request_log_middleware(metrics), order_entry(exchange, settings.body_bytes_max)],
         on_startup=[load_initial_rules, sign_heads, share_rate_limits],
         on_shutdown=[close],
         openapi_config=OpenAPIConfig(

@@ -272,12 +272,20 @@ def idempotent_response(body: bytes, status_code: int, *, replayed: bool) -> Res
 
 
 async def fingerprint(request: Request[Any, Any, Any]) -> str:
-    raw = await request.body()
+    return fingerprint_of(request.method, request.url.path, await request.body())
+
+
+_UNDECODED = object()
+
+
+def fingerprint_of(method: str, path: str, raw: bytes, decoded: Any = _UNDECODED) -> str:
+    """What identifies a request for its Idempotency-Key: method, path and the body's canonical
+    form (`decoded`: the body already decoded, if it was)."""
     try:
-        body = canonical_bytes(msgspec.json.decode(raw)) if raw else b""
+        body = (canonical_bytes(msgspec.json.decode(raw) if decoded is _UNDECODED else decoded)) if raw else b""
     except msgspec.DecodeError:
         body = raw
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.url.path.encode(), body):
+    for part in (method.encode(), path.encode(), body):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()

@@ -57,6 +57,9 @@ RECENT_BATCHES = 8
 REMEMBERED_ORDERS = 100_000
 ALONE = None
 """What the desk answers for an order it leaves to the single-order path."""
+DESK_ANSWER = "exchange.desk_answer"
+"""Where in the ASGI scope the order entry path (exchange/orders/entry.py) leaves the desk's
+answer for the handler, when it is not a response to send: the handler must not ask again."""
 
 
 # The batch's callers, and with them what the whole batch needs besides: the rule set in force,
