@@ -202,3 +202,21 @@ async def api(clean_database_url: str, clock: MovableClock, tmp_path: Path):  # 
         harness = Api(client, settings)
         await harness.start()
         yield harness
+
+
+@pytest.fixture
+def lookup_sessions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Grows by one each time a request that only reads opens a session (`Database.lookup_session`)."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from exchange.db import Database
+
+    opened: list[str] = []
+    real = Database.lookup_session
+
+    def counted(self: Database) -> AsyncSession:
+        opened.append("lookup")
+        return real(self)
+
+    monkeypatch.setattr(Database, "lookup_session", counted)
+    return opened

@@ -171,23 +171,14 @@ def test_the_cache_never_holds_more_than_its_size(size: int) -> None:
 
 
 @pytest.mark.postgres_only
-async def test_a_kept_answer_on_postgresql_is_given_without_a_session(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_kept_answer_on_postgresql_is_given_without_a_session(api: Api, lookup_sessions: list[str]) -> None:
     """A kept answer needs only the catalogue version, read straight from the driver: no session
     is opened for it (a session cost more CPU than the rest of the search); a new search opens one."""
-    from exchange.db import Database
-
     _, vendor = await api.participant("vendor")
     listing = await api.listed(vendor)
     expected = await found(api)
-    opened: list[str] = []
-    real = Database.lookup_session
-
-    def counted(self: Database) -> Any:
-        opened.append("lookup")
-        return real(self)
-
-    monkeypatch.setattr(Database, "lookup_session", counted)
+    lookup_sessions.clear()
     assert await found(api) == expected and expected[0][0] == listing["id"]
-    assert opened == []
+    assert lookup_sessions == []
     assert await found(api, q="交通") == expected  # not kept yet: read in a session
-    assert opened == ["lookup"]
+    assert lookup_sessions == ["lookup"]
