@@ -101,6 +101,11 @@ class Unit:
                 return found
         return (await self.session.execute(statement, params)).all()
 
+    def identified(self, caller: Caller, rules_version: int | None, catalogue_version: int | None) -> None:
+        """The caller, with the versions read with it (the rules' is None when no rule set is
+        in force: rules() says so)."""
+        self.caller, self._rules_version, self._catalogue_version = caller, rules_version, catalogue_version
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -163,10 +168,8 @@ class Exchange:
         key = bearer_key(authorization)
         rows = await unit.rows(_CALLER_AND_RULES, {"digest": key_hash(key), "now": unit.now})
         row = rows[0] if rows else None
-        unit.caller = caller_of(key, row)
-        assert row is not None
-        # The rules' version is None when no rule set is in force: rules() says so.
-        unit._rules_version, unit._catalogue_version = row[CALLER_WIDTH:]
+        unit.identified(caller_of(key, row), *row[CALLER_WIDTH:])  # type: ignore[index]
+        assert unit.caller is not None
         limit = (await unit.rules()).rulebook.trading.api.requests_per_minute
         wait = self.limiter.take(unit.caller.id, limit, unit.now)
         if wait is not None:

@@ -239,7 +239,12 @@ BY_ID = sa.select(*_CONTRACTS.columns).where(_CONTRACTS.c.id == sa.bindparam("co
 
 def seen(caller: Caller, rows: Sequence[Sequence[Any]], contract_id: str) -> Contract:
     """The contract `BY_ID` found, as `load` gives it (not in any session: to read, not change)."""
-    contract = new_row(Contract, **dict(zip(_CONTRACTS.columns.keys(), rows[0], strict=True))) if rows else None
+    return _visible(caller, new_row(Contract, **dict(zip(_CONTRACTS.columns.keys(), rows[0], strict=True))) if rows else None, contract_id)
+
+
+def _visible(caller: Caller, contract: Contract | None, contract_id: str) -> Contract:
+    # A contract is visible to its parties only (and to operators and regulators): to anyone
+    # else it does not exist.
     if contract is None or not _sees(caller, contract):
         raise NotFound(f"No contract {contract_id!r}.")
     return contract
@@ -247,11 +252,7 @@ def seen(caller: Caller, rows: Sequence[Sequence[Any]], contract_id: str) -> Con
 
 async def load(session: AsyncSession, caller: Caller, contract_id: str, *, for_update: bool = False) -> Contract:
     contract = await session.get(Contract, contract_id, with_for_update=for_update and session.bind.dialect.name == "postgresql")
-    # A contract is visible to its parties only (and to operators and regulators): to anyone
-    # else it does not exist.
-    if contract is None or not _sees(caller, contract):
-        raise NotFound(f"No contract {contract_id!r}.")
-    return contract
+    return _visible(caller, contract, contract_id)
 
 
 async def page(session: AsyncSession, caller: Caller, status: str | None, cursor: str | None, limit: int) -> ContractPage:
