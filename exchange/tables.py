@@ -407,6 +407,19 @@ class Order(SQLModel, table=True):
     created_at: datetime = _time()
     updated_at: datetime = _time()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A column is set through SQLAlchemy's instrumentation alone: SQLModel's __setattr__
+        # runs Pydantic's besides (three times the cost, for nothing a stored row uses), and the
+        # order desk sets hundreds of an order's columns a batch as orders fill.
+        column = _ORDER_COLUMNS.get(name)
+        if column is None:
+            super().__setattr__(name, value)
+        else:
+            column.__set__(self, value)
+
+
+_ORDER_COLUMNS: dict[str, Any] = {column.key: getattr(Order, column.key) for column in Order.__table__.columns}  # type: ignore[attr-defined]
+
 
 class Trade(SQLModel, table=True):
     __tablename__ = "trades"

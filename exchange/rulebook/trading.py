@@ -10,6 +10,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from exchange.rulebook.evaluate import Violation
 from exchange.rulebook.model import (
@@ -75,7 +76,7 @@ def check_order(rulebook: Rulebook, facts: OrderFacts) -> list[Violation]:
     if facts.expires_at is not None:
         _aware(facts.expires_at, "expires_at")
     trading = rulebook.trading
-    violations = list(_session(trading.sessions, facts.at))
+    violations = list(_session_at(trading.sessions, facts.at))
     violations += _orders(trading.orders, facts)
     if facts.plan_kind == "quota":
         violations += _quota(rulebook, trading.quota, facts)
@@ -199,6 +200,18 @@ def settlement_windows(rulebook: Rulebook) -> tuple[timedelta, bool, timedelta]:
 
 
 # Orders
+
+
+_last_session: list[Any] = [None, None, ()]  # the rules, the instant, and what _session said
+
+
+def _session_at(sessions: SessionRules, at: datetime) -> tuple[Violation, ...]:
+    """`_session`, remembered for the latest instant: the order desk checks a batch's orders
+    all at one instant, and the local time and its wording cost more than the rest of the check."""
+    if _last_session[0] is not sessions or _last_session[1] != at:
+        _last_session[:] = [sessions, at, tuple(_session(sessions, at))]
+    violations: tuple[Violation, ...] = _last_session[2]
+    return violations
 
 
 def _session(sessions: SessionRules, at: datetime) -> Iterator[Violation]:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from exchange.core.errors import RulebookInvalid
 from exchange.rulebook.evaluate import Violation
 from exchange.rulebook.load import decode_rulebook, rulebook_hash
-from exchange.rulebook.model import FeeRules, FeeSchedule, FeeTier, Rulebook
+from exchange.rulebook.model import WEEKDAYS, FeeRules, FeeSchedule, FeeTier, Rulebook
 from exchange.rulebook.trading import (
     OrderFacts,
     auction_price_rule,
@@ -236,6 +236,18 @@ def test_the_session_opens_at_open_and_closes_just_before_close() -> None:
     assert in_session(RULES, shanghai("2026-06-03", "14:59"))
     assert in_session(RULES, datetime(2026, 6, 3, 2, 0, tzinfo=UTC))
     assert in_session(RULES, shanghai("2026-06-03", "09:30").astimezone(ZoneInfo("America/New_York")))
+
+
+def test_the_session_is_judged_by_the_rulebook_in_hand_at_the_same_instant() -> None:
+    # check_order remembers the session's verdict for the latest instant (the desk checks a
+    # batch's orders at one): another rulebook at that instant must get its own.
+    at = shanghai("2026-06-06", "10:00")  # a Saturday
+    every_day = msgspec.structs.replace(RULES, trading=msgspec.structs.replace(
+        RULES.trading, sessions=msgspec.structs.replace(RULES.trading.sessions, days=list(WEEKDAYS))))
+    assert refused(RULES, order(at=at)) == [("trading.sessions", "trading.toml: sessions.days")]
+    assert refused(every_day, order(at=at)) == []
+    assert refused(RULES, order(at=at)) == [("trading.sessions", "trading.toml: sessions.days")]
+    assert refused(RULES, order(at=at + timedelta(days=2))) == []
 
 
 def test_a_holiday_is_refused_by_its_own_rule_from_its_local_midnight() -> None:
