@@ -40,7 +40,7 @@ from exchange.core.errors import RuleViolated, TooManyRequests
 from exchange.db import in_list
 from exchange.orders import billing, quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
-from exchange.orders.windows import TradeWindows
+from exchange.orders.windows import NewTrade, TradeWindows
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
@@ -229,14 +229,20 @@ class OrderDesk:
 
     async def _once(self, batch: list[Ticket | Cancel]) -> list[Answer]:
         taken: list[str] = []  # requests counted against their callers' rate limits
+        by_book: list[tuple[str, int, list[NewTrade]]] = []  # each book's new trades, for after the commit
         try:
-            return await self._attempt(batch, taken)
+            answers = await self._attempt(batch, taken, by_book)
         except BaseException:
             for caller_id in taken:  # they will be counted again, wherever they are served
                 self.exchange.limiter.give_back(caller_id)
             raise
+        # Committed: the batch's trades join their books' windows, which the next batch then
+        # need not read back (every number up to `upto` is this batch's or was seen before).
+        for listing_id, upto, trades in by_book:
+            self._windows.add(listing_id, upto, trades)
+        return answers
 
-    async def _attempt(self, batch: list[Ticket | Cancel], taken: list[str]) -> list[Answer]:
+    async def _attempt(self, batch: list[Ticket | Cancel], taken: list[str], by_book: list[tuple[str, int, list[NewTrade]]]) -> list[Answer]:
         exchange = self.exchange
         now = exchange.clock()
         answers: list[Answer] = [ALONE] * len(batch)
@@ -377,6 +383,9 @@ class OrderDesk:
                     volumes.inserted(new_contracts)]
             await self._post(session, journals, now, rows)
             self._remember(new_orders)
+            for listing_id in traded_on:  # their windows were brought up to `before` above
+                made = [(t.id, t.seq, t.price, t.at) for t in new_trades if t.listing_id == listing_id]
+                by_book.append((listing_id, before[listing_id] + per_book[listing_id], made))
         return answers
 
     def _remember(self, orders: list[Order]) -> None:

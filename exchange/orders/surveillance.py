@@ -129,7 +129,10 @@ async def cached_windows(
     since = now - timedelta(minutes=rules.rulebook.trading.surveillance.circuit_breaker_minutes)
     seen = {listing_id: kept.watermark(listing_id, since) for listing_id in numbered_up_to}
     whole = sorted(listing_id for listing_id, watermark in seen.items() if watermark is None)
-    newer = sorted(listing_id for listing_id, watermark in seen.items() if watermark is not None)
+    # A book numbered no further than the window has seen has no newer trade to read: the order
+    # desk adds its own batches' trades once they commit, so a book only it trades on is read
+    # when its window is first made.
+    newer = sorted(listing_id for listing_id, watermark in seen.items() if watermark is not None and watermark < numbered_up_to[listing_id])
     trades: dict[str, list[NewTrade]] = defaultdict(list)
     if whole:
         for listing_id, trade_id, seq, price, at in (await session.execute(_WHOLE_WINDOWS, {"listing_ids": whole, "since": since})).all():

@@ -385,6 +385,45 @@ async def test_the_windows_kept_in_memory_follow_trades_made_anywhere(market: Ma
         await db.dispose()
 
 
+async def test_the_desk_s_windows_keep_its_own_trades_and_read_only_others(market: Market, api: Api, served: Served) -> None:
+    """The desk adds each committed batch's trades to its books' windows, so a batch after one of
+    its own reads no trade back; the breaker still sees every trade of the window: the desk's
+    earlier batches' and another process's."""
+    trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("circuit_breaker_bps = 1000", "circuit_breaker_bps = 250")
+    assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "watch"})).status_code == 200
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    for price in (10_000, 10_100, 10_200, 10_300):
+        assert (await market.order(market.vendor, listing, side="sell", type="limit", price=price, quantity=1, time_in_force="gtc")).status_code == 201
+    trade_reads: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM trades" in statement:
+            trade_reads.append(statement)
+
+    async def bought(price: int) -> dict[str, Any]:
+        placed = await served.order(buyer, listing, side="buy", type="limit", price=price, quantity=1, time_in_force="ioc")
+        assert placed.status_code == 201, placed.text
+        return placed.json()  # type: ignore[no-any-return]
+
+    assert (await bought(10_000))["fills"]  # the desk's first batch on the book reads its window
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
+    try:
+        assert (await bought(10_100))["fills"]
+        assert trade_reads == []  # only the desk traded since: its window has every trade
+        # Another process trades (10,200: 200 bps from the first, under the limit); the desk's
+        # next batch reads that trade, and its own 10,300 then moves the window 300 bps.
+        assert (await market.order(buyer, listing, side="buy", type="limit", price=10_200, quantity=1, time_in_force="ioc")).json()["fills"]
+        trade_reads.clear()
+        assert (await bought(10_300))["fills"]
+        assert len(trade_reads) == 1, trade_reads
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+    book = (await api.request("GET", f"/v1/listings/{listing['id']}/book")).json()
+    assert book["status"] == "halted", book  # first 10,000 (the desk's first batch), last 10,300
+    await market.verify_ledger()
+
+
 async def test_the_order_rate_rule_counts_orders_before_and_within_a_batch(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8").replace("rate_per_minute_max = 60", "rate_per_minute_max = 4")
     assert (await api.request("PUT", "/v1/rules", api.operator_key, json={"files": {"trading.toml": trading}, "reason": "tight"})).status_code == 200
