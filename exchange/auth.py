@@ -58,13 +58,14 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
 
 def bearer_key(authorization: str) -> str:
     """The key of an `Authorization: Bearer <key>` header; refused when it is not one."""
-    key = _bearer(authorization)
+    key = bearer_or_none(authorization)
     if key is None:
         raise NotAuthenticated("Send `Authorization: Bearer <API key>`.")
     return key
 
 
-def _bearer(authorization: str) -> str | None:
+def bearer_or_none(authorization: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, or None when it is not one."""
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     return key if scheme.lower() == "bearer" and key and len(key) <= KEY_LENGTH_MAX else None
@@ -107,7 +108,7 @@ async def active_callers(
     when no key was found)."""
     keys: dict[str, tuple[str, str]] = {}  # key hash -> (header, key)
     for authorization in authorizations:
-        key = _bearer(authorization)
+        key = bearer_or_none(authorization)
         if key is not None:
             keys[key_hash(key)] = (authorization, key)
     if not keys:

@@ -20,12 +20,13 @@ waits for its book's lock in another transaction would hold up every batch behin
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ import structlog
 from litestar import Response
 from sqlalchemy.dialects import postgresql
 
-from exchange.auth import Caller, active_callers, callers_query
+from exchange.auth import Caller, active_callers, bearer_or_none, callers_query
 from exchange.context import CATALOGUE_VERSION, Exchange
 from exchange.context import idempotent_response as _response
 from exchange.core.errors import RuleViolated, TooManyRequests
@@ -41,6 +42,7 @@ from exchange.db import in_list
 from exchange.orders import billing, quota, service, surveillance, volumes
 from exchange.orders.schemas import OrderIn, OrderOut
 from exchange.orders.windows import NewTrade, TradeWindows
+from exchange.participants.keys import key_hash
 from exchange.ratelimit import too_many
 from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
@@ -62,24 +64,34 @@ DESK_ANSWER = "exchange.desk_answer"
 answer for the handler, when it is not a response to send: the handler must not ask again."""
 
 
-# The batch's callers, and with them what the whole batch needs besides: the rule set in force,
-# whether a shadow set is judging, the signing key, and the catalogue version (the listings the
-# desk keeps between batches stand while it does).
+# The batch's earlier answers to its Idempotency-Keys, by the key's hash (a caller's participant
+# through its API key) and the Idempotency-Key: a JSON array in text, each stored response in
+# base64. The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement
+# for any number of keys, prepared once, with no IN list to render and bind value by value.
+_REPLAYS = sa.text("""
+    SELECT coalesce(CAST(json_agg(json_build_array(k.participant_id, r.key, r.request_hash, r.status_code, encode(r.response, 'base64'))) AS TEXT), '[]')
+    FROM unnest(CAST(:replay_digests AS TEXT[]), CAST(:replay_keys AS VARCHAR[])) AS given(digest, key)
+    JOIN api_keys k ON k.key_hash = given.digest AND k.revoked_at IS NULL
+    JOIN idempotency_keys r ON r.participant_id = k.participant_id AND r.key = given.key
+""").columns(sa.column("replays", sa.Text())).scalar_subquery()
+# The batch's callers, and with them what the whole batch needs besides, in one round trip: the
+# rule set in force, whether a shadow set is judging, the signing key, the catalogue version
+# (the listings the desk keeps between batches stand while it does) and the replays.
 _CALLERS_AND_FACTS = callers_query(
     store.ACTIVE_VERSION.scalar_subquery(),
     shadow.RUNNING.exists(),
     ACTIVE_KEY_ID.scalar_subquery(),
     CATALOGUE_VERSION,
+    _REPLAYS,
 )
 
 
-# The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement for any
-# number of keys, prepared once, with no IN list to render and bind value by value.
-_REPLAYS = sa.text("""
-    SELECT r.participant_id, r.key, r.request_hash, r.status_code, r.response
-    FROM unnest(CAST(:participants AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS given(participant_id, key)
-    JOIN idempotency_keys r ON r.participant_id = given.participant_id AND r.key = given.key
-""")
+class _Replay(NamedTuple):
+    request_hash: str
+    status_code: int
+    response: bytes
+
+
 # After the books' locks, what the batch's rules and funds checks read (`_facts`), each part a
 # JSON array in text. The count's ORDER BY is the index's (participant, created_at): without
 # it, the generic plan a prepared statement settles on after five runs guesses a LIMIT of a
@@ -134,6 +146,12 @@ class _Placing:
     caller: Caller
     listing: Listing
     plan: dict[str, Any]
+
+
+def _digest(authorization: str | None) -> str | None:
+    """The hash of the API key in an `Authorization` header, as `active_callers` finds it."""
+    key = bearer_or_none(authorization) if authorization is not None else None
+    return key_hash(key) if key is not None else None
 
 
 class OrderDesk:
@@ -252,24 +270,25 @@ class OrderDesk:
             # changes (the cancels, before the books' resting orders are read) and at the end.
             session.autoflush = False
             # The callers, with what the whole batch needs besides, in one round trip.
+            tickets = [(position, t) for position, t in enumerate(batch) if isinstance(t, Ticket)]
+            keyed = [(digest, t.idempotency_key) for _, t in tickets
+                     if t.idempotency_key is not None and (digest := _digest(t.authorization)) is not None]
             callers, found = await active_callers(
-                session, {t.authorization for t in batch if t.authorization is not None}, _CALLERS_AND_FACTS, params={"now": now}
+                session, {t.authorization for t in batch if t.authorization is not None}, _CALLERS_AND_FACTS,
+                params={"now": now, "replay_digests": [d for d, _ in keyed], "replay_keys": [k for _, k in keyed]},
             )
             if found is None:
                 return answers  # nobody the batch could serve: each request gets its refusal alone
-            rules_version, shadowing, signing_key_id, catalogue_version = found
+            rules_version, shadowing, signing_key_id, catalogue_version, replays = found
             if shadowing:
                 return answers  # a shadow set judges every order: the single-order path records it
             rules = await store.active(session, exchange.rule_cache, now, version=rules_version)
 
             cancels = [(position, t) for position, t in enumerate(batch) if isinstance(t, Cancel)]
-            tickets = [(position, t) for position, t in enumerate(batch) if isinstance(t, Ticket)]
-            keyed = [(callers[t.authorization].id, t.idempotency_key) for _, t in tickets
-                     if t.authorization in callers and t.idempotency_key is not None]
             records = {
-                (r.participant_id, r.key): r
-                for r in await session.execute(_REPLAYS, {"participants": [p for p, _ in keyed], "keys": [k for _, k in keyed]})
-            } if keyed else {}
+                (participant_id, key): _Replay(request_hash, status_code, base64.b64decode(response))
+                for participant_id, key, request_hash, status_code, response in msgspec.json.decode(replays)
+            }
             listings = await self._listings_as_of(session, catalogue_version, {t.body.listing_id for _, t in tickets})
 
             placing: list[tuple[int, _Placing]] = []

@@ -217,6 +217,31 @@ async def test_one_idempotency_key_in_one_batch_places_one_order(market: Market,
     assert len((await api.request("GET", "/v1/orders", buyer, params={"status": "open"})).json()["items"]) == 1
 
 
+async def test_a_batch_replays_a_key_its_caller_used_before_and_only_that_caller_s(
+    market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk finds earlier answers by the caller's API key and the Idempotency-Key: the same
+    request again is answered with the stored response; another body under the key is refused
+    (alone); another participant's request under the same Idempotency-Key is its own order."""
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    _, other = await market.buyer(10**9)
+    body = {"side": "buy", "type": "limit", "price": 9_900, "quantity": 2, "time_in_force": "gtc"}
+    first = await served.order(buyer, listing, idempotency_key="k-9", **body)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    in_batches = (await batch_metrics(served))["exchange_order_batch_orders_sum"]
+    again, changed, theirs = await in_one_batch(monkeypatch, [
+        served.order(buyer, listing, idempotency_key="k-9", **body),
+        served.order(buyer, listing, idempotency_key="k-9", **{**body, "quantity": 3}),
+        served.order(other, listing, idempotency_key="k-9", **body),
+    ])
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true" and again.content == first.content
+    assert changed.status_code == 409 and changed.json()["code"] == "idempotency_key_reused"
+    assert theirs.status_code == 201 and "Idempotent-Replayed" not in theirs.headers and theirs.json()["id"] != first.json()["id"]
+    assert (await batch_metrics(served))["exchange_order_batch_orders_sum"] == in_batches + 2  # the replay and the new order
+    assert len((await api.request("GET", "/v1/orders", buyer, params={"status": "open"})).json()["items"]) == 1
+
+
 async def test_a_batch_that_fails_leaves_every_order_to_be_placed_alone(market: Market, api: Api, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = await quota_listing(market)
     _, buyer = await market.buyer(10**9)
