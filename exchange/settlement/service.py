@@ -15,6 +15,9 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from exchange.auth import Caller
 from exchange.core.canonical import sha256_hex
@@ -183,12 +186,11 @@ async def post_journals(
 ) -> list[Posted | TransferRefused]:
     """Apply a batch of journals; each result is the journal's entries or why it was refused.
     `with_rows`: the caller's own rows, written with the ledger's (one round trip on PostgreSQL)."""
-    state = await ledger.lock(session)
+    state, reads = await _lock_and_read(session, ledger, journals)
     results: list[Posted | TransferRefused | None] = [None] * len(journals)
     batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
     journal_ids = [journal.id or f"{batch_id}.{position}" for position, journal in enumerate(journals)]
 
-    reads = await _posting_reads(session, journals)
     existing, used_journals = reads.transfers, reads.journals
     fresh: list[int] = []
     replays: dict[int, str] = {}
@@ -271,26 +273,80 @@ _POSTING_READS = sa.text("""
 """)
 
 
+# The ledger's lock and, in the same round trip, what `_POSTING_READS` reads, with the ledger's
+# size as the statement's snapshot saw it. Every statement sees the data as of its start, and
+# the lock may have waited for another poster to commit: then the locked row (read as it stands
+# after the wait) shows a larger size than the snapshot, and the reads are made again. Every
+# change to balances and pending transfers appends to the log under this lock, so an unchanged
+# size means the snapshot's reads are current.
+_LOCK_AND_POSTING_READS = sa.text(f"""
+    SELECT locked.id, locked.size, locked.frontier, locked.head_size, locked.head_timestamp_ms,
+      (SELECT seen.size FROM ledger_state seen WHERE seen.id = 1),
+      {_POSTING_READS.text.strip().removeprefix("SELECT").strip()}
+    FROM (SELECT id, size, frontier, head_size, head_timestamp_ms FROM ledger_state WHERE id = 1 FOR UPDATE) AS locked
+""")
+
+
+async def _lock_and_read(session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn]) -> tuple[LedgerState, _Reads]:
+    """The ledger's lock (its state row, in the session) and what posting `journals` reads."""
+    if session.bind.dialect.name != "postgresql":
+        return await ledger.lock(session), await _posting_reads(session, journals)
+    row = (await session.execute(_LOCK_AND_POSTING_READS, _posting_parameters(journals))).one()
+    state_id, size, frontier, head_size, head_timestamp_ms, seen_size, *parts = row
+    state = _persistent_state(session, LedgerState(id=state_id, size=size, frontier=frontier, head_size=head_size, head_timestamp_ms=head_timestamp_ms))
+    if seen_size != size:  # a poster committed while the lock waited: read again, after it
+        return state, await _posting_reads(session, journals)
+    return state, _decoded_reads(parts)
+
+
+def _persistent_state(session: AsyncSession, locked: LedgerState) -> LedgerState:
+    """The locked row as the session's object (as `Ledger.lock` would give it): the one it holds,
+    brought up to date, or this one, taken as read from the database."""
+    held = session.identity_map.get(identity_key(LedgerState, locked.id))
+    if held is None:
+        make_transient_to_detached(locked)
+        session.add(locked)
+        return locked
+    for name in ("size", "frontier", "head_size", "head_timestamp_ms"):
+        set_committed_value(held, name, getattr(locked, name))
+    return held  # type: ignore[no-any-return]
+
+
+def _posting_parameters(journals: Sequence[JournalIn]) -> dict[str, list[str]]:
+    transfers = [transfer for journal in journals for transfer in journal.transfers]
+    named = posting.accounts_named(transfers)
+    return {
+        "transfers": sorted({t.id for t in transfers}),
+        "journals": sorted({journal.id for journal in journals if journal.id is not None}),
+        "pendings": sorted({t.pending_id for t in transfers if t.pending_id is not None}),
+        "accounts": sorted(named),
+        "owners": sorted({account.owner for name in named if (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER}),
+    }
+
+
+def _decoded_reads(parts: Sequence[str]) -> _Reads:
+    seen, taken, pending_rows, balance_rows, owner_rows = (msgspec.json.decode(part) for part in parts)
+    return _Reads(
+        transfers={row[0]: _Seen(*row) for row in seen},
+        journals=set(taken),
+        pendings={
+            row[0]: Pending(id=row[0], debit=row[1], credit=row[2], escrow=row[3], currency=row[4], amount=row[5], remaining=row[6], status=PendingStatus(row[7]))
+            for row in pending_rows
+        },
+        balances={name: int(balance) for name, balance in balance_rows},
+        owners=set(owner_rows),
+    )
+
+
 async def _posting_reads(session: AsyncSession, journals: Sequence[JournalIn]) -> _Reads:
+    if session.bind.dialect.name == "postgresql":
+        return _decoded_reads((await session.execute(_POSTING_READS, _posting_parameters(journals))).one())
     transfers = [transfer for journal in journals for transfer in journal.transfers]
     transfer_ids = sorted({t.id for t in transfers})
     given_journals = sorted({journal.id for journal in journals if journal.id is not None})
     pending_ids = sorted({t.pending_id for t in transfers if t.pending_id is not None})
     named = posting.accounts_named(transfers)
     owners = sorted({account.owner for name in named if (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER})
-    if session.bind.dialect.name == "postgresql":
-        parameters = {"transfers": transfer_ids, "journals": given_journals, "pendings": pending_ids, "accounts": sorted(named), "owners": owners}
-        seen, taken, pending_rows, balance_rows, owner_rows = (msgspec.json.decode(part) for part in (await session.execute(_POSTING_READS, parameters)).one())
-        return _Reads(
-            transfers={row[0]: _Seen(*row) for row in seen},
-            journals=set(taken),
-            pendings={
-                row[0]: Pending(id=row[0], debit=row[1], credit=row[2], escrow=row[3], currency=row[4], amount=row[5], remaining=row[6], status=PendingStatus(row[7]))
-                for row in pending_rows
-            },
-            balances={name: int(balance) for name, balance in balance_rows},
-            owners=set(owner_rows),
-        )
     pendings = {row[0].id: _pending(row[0]) for row in await _select_in(session, _PENDINGS, pending_ids)}
     for pending in pendings.values():
         named |= {pending.debit, pending.credit, pending.escrow}

@@ -4,6 +4,7 @@ by `exchange ledger verify`, keys rotated without losing old heads."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -267,6 +268,62 @@ async def test_a_batch_refuses_a_transfer_id_an_earlier_journal_of_it_uses(api: 
             results = await post_journals(session, Ledger(api.settings), [deposit("same", 1), deposit("same", 2), deposit("other", 3)], clock())
         assert [type(r).__name__ for r in results] == ["Posted", "TransferRefused", "Posted"]
         assert isinstance(results[1], TransferRefused) and results[1].code == "transfer_id_reused"
+        assert (await audit.verify_database(db)).ok
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_batch_that_waited_for_the_ledger_s_lock_posts_on_what_the_holder_committed(
+    api: Api, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock and the reads go in one statement, whose snapshot predates the wait: when the
+    holder posted meanwhile, the reads are made again. Here the holder spends 80 of the buyer's
+    100 while the other batch waits to spend 80 too: that one must find 20, and be refused."""
+    from exchange.core.errors import TransferRefused
+    from exchange.settlement import service
+
+    buyer, _ = await api.participant("buyer")
+    ledger = Ledger(api.settings)
+
+    def move(transfer_id: str, kind: TransferKind, debit: str, credit: str, amount: int) -> JournalIn:
+        return JournalIn(transfers=[Transfer(id=transfer_id, kind=kind, debit_account=debit, credit_account=credit, amount=amount, currency="CNY")])
+
+    def spend(transfer_id: str) -> JournalIn:
+        return move(transfer_id, TransferKind.withdrawal, f"{buyer}:available:CNY", "exchange:bank:CNY", 80)
+
+    reread: list[int] = []
+    posting_reads = service._posting_reads
+
+    async def counted(*args: Any) -> Any:
+        reread.append(1)
+        return await posting_reads(*args)
+
+    monkeypatch.setattr(service, "_posting_reads", counted)
+    db = Database(api.settings)
+    try:
+        async with db.write() as session:
+            await post_journals(session, ledger, [move("fund", TransferKind.deposit, "exchange:bank:CNY", f"{buyer}:available:CNY", 100)], clock())
+        async with db.write() as holder:
+            [first] = await post_journals(holder, ledger, [spend("first")], clock())
+            assert not isinstance(first, Exception), first
+
+            async def second() -> Any:
+                async with db.write() as session:
+                    return (await post_journals(session, ledger, [spend("second")], clock()))[0]
+
+            waiting = asyncio.create_task(second())
+            for _ in range(500):  # until its statement waits for the holder's lock
+                async with db.read() as watcher:
+                    if (await watcher.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%locked.size%'"))).scalar_one():
+                        break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the second batch never waited for the ledger's lock")
+        refused = await waiting
+        assert isinstance(refused, TransferRefused) and refused.code == "insufficient_funds", refused
+        assert reread == [1]  # the snapshot was stale: read again, once
         assert (await audit.verify_database(db)).ok
     finally:
         await db.dispose()
