@@ -67,12 +67,16 @@ answer for the handler, when it is not a response to send: the handler must not 
 # The batch's earlier answers to its Idempotency-Keys, by the key's hash (a caller's participant
 # through its API key) and the Idempotency-Key: a JSON array in text, each stored response in
 # base64. The desk runs on PostgreSQL only, so its reads by many keys take arrays: one statement
-# for any number of keys, prepared once, with no IN list to render and bind value by value.
+# for any number of keys, prepared once, with no IN list to render and bind value by value. Each
+# key is looked up by its own index probes (LATERAL, kept apart by OFFSET 0): joined plainly, the
+# generic plan hashed every API key and probed the stored answers by participant alone (2.7 ms
+# for 40 keys on 2,000 participants, against 0.3).
 _REPLAYS = sa.text("""
     SELECT coalesce(CAST(json_agg(json_build_array(k.participant_id, r.key, r.request_hash, r.status_code, encode(r.response, 'base64'))) AS TEXT), '[]')
     FROM unnest(CAST(:replay_digests AS TEXT[]), CAST(:replay_keys AS VARCHAR[])) AS given(digest, key)
-    JOIN api_keys k ON k.key_hash = given.digest AND k.revoked_at IS NULL
-    JOIN idempotency_keys r ON r.participant_id = k.participant_id AND r.key = given.key
+    CROSS JOIN LATERAL (SELECT k.participant_id FROM api_keys k WHERE k.key_hash = given.digest AND k.revoked_at IS NULL OFFSET 0) AS k
+    CROSS JOIN LATERAL (SELECT r.key, r.request_hash, r.status_code, r.response FROM idempotency_keys r
+                        WHERE r.participant_id = k.participant_id AND r.key = given.key OFFSET 0) AS r
 """).columns(sa.column("replays", sa.Text())).scalar_subquery()
 # The batch's callers, and with them what the whole batch needs besides, in one round trip: the
 # rule set in force, whether a shadow set is judging, the signing key, the catalogue version
