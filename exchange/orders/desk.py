@@ -48,7 +48,7 @@ from exchange.rulebook import shadow, store, trading
 from exchange.settlement import posting
 from exchange.settlement.ledger import ACTIVE_KEY_ID
 from exchange.settlement.service import JournalIn, Posted, post_journals
-from exchange.tables import Contract, IdempotencyRecord, Listing, MonthlyVolume, Order, Rows, Trade, new_row, new_rows, write_together
+from exchange.tables import Book, Contract, IdempotencyRecord, Listing, MonthlyVolume, Order, Rows, Trade, new_row, new_rows, write_together
 
 log = structlog.get_logger()
 
@@ -101,17 +101,29 @@ class _Replay(NamedTuple):
 # it, the generic plan a prepared statement settles on after five runs guesses a LIMIT of a
 # tenth and scans the whole orders table once per participant (33 ms a batch on 3,800 orders,
 # and growing with them, against 2 ms).
-_FACTS = sa.text("""
-    SELECT
-      (SELECT coalesce(CAST(json_agg(json_build_array(p.id, (SELECT count(*) FROM (
+_FACT_PARTS = (
+    """(SELECT coalesce(CAST(json_agg(json_build_array(p.id, (SELECT count(*) FROM (
            SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since
            ORDER BY orders.created_at DESC LIMIT :cap) AS recent))) AS TEXT), '[]')
-         FROM unnest(CAST(:participants AS VARCHAR[])) AS p(id)),
-      (SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
-         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[]))),
-      (SELECT coalesce(CAST(json_agg(json_build_array(v.participant_id, v.amount)) AS TEXT), '[]')
-         FROM monthly_volumes v WHERE v.participant_id = ANY(CAST(:parties AS VARCHAR[])) AND v.month_start = :month)
-""").bindparams(sa.bindparam("since", type_=Order.__table__.c.created_at.type), sa.bindparam("month", type_=MonthlyVolume.__table__.c.month_start.type))  # type: ignore[attr-defined]
+         FROM unnest(CAST(:participants AS VARCHAR[])) AS p(id))""",
+    """(SELECT coalesce(CAST(json_agg(json_build_array(a.id, a.balance)) AS TEXT), '[]')
+         FROM accounts a WHERE a.id = ANY(CAST(:accounts AS VARCHAR[])))""",
+    """(SELECT coalesce(CAST(json_agg(json_build_array(v.participant_id, v.amount)) AS TEXT), '[]')
+         FROM monthly_volumes v WHERE v.participant_id = ANY(CAST(:parties AS VARCHAR[])) AND v.month_start = :month)""",
+)
+_FACT_TYPES = (sa.bindparam("since", type_=Order.__table__.c.created_at.type), sa.bindparam("month", type_=MonthlyVolume.__table__.c.month_start.type))  # type: ignore[attr-defined]
+_FACTS = sa.text(f"SELECT {', '.join(_FACT_PARTS)}").bindparams(*_FACT_TYPES)
+# The books' locks with the facts in the same round trip, and each book's number as the
+# statement's snapshot saw it. The facts are read as of the statement's start, before the locks
+# are taken; when a lock waited for another writer of the book (its number moved by more than
+# this batch takes), they are read again, after it, as `_FACTS`.
+_LOCK_BOOKS_AND_FACTS = sa.select(
+    Book, sa.column("seen_seq", sa.BigInteger()), *(sa.column(name, sa.Text()) for name in ("recent", "balances", "volumes"))
+).from_statement(sa.text(service.lock_books_text(
+    ", (SELECT seen.seq FROM books seen WHERE seen.listing_id = books.listing_id) AS seen_seq, "
+    + ", ".join(f"{part} AS {name}" for part, name in zip(_FACT_PARTS, ("recent", "balances", "volumes"), strict=True))
+)).bindparams(sa.bindparam("now", type_=Book.__table__.c.updated_at.type), *_FACT_TYPES).columns(  # type: ignore[attr-defined]
+    *Book.__table__.columns, sa.column("seen_seq", sa.BigInteger()), *(sa.column(name, sa.Text()) for name in ("recent", "balances", "volumes"))))  # type: ignore[attr-defined]
 _ORDERS_TABLE: sa.Table = Order.__table__  # type: ignore[attr-defined]
 _ORDER_KEYS = frozenset(column.key for column in _ORDERS_TABLE.columns)
 # What a batch changes in the orders it reads (a cancel, a fill, an expiry): such orders are
@@ -142,6 +154,9 @@ class Cancel:
 
 
 Answer = Response[Any] | OrderOut | Exception | None
+Facts = tuple[dict[str, int], dict[str, int], dict[str, int] | None]
+"""What a batch's rules and funds checks read (`OrderDesk._facts`): the parties' orders of the
+last minute, their available balances, and this month's volumes when a fee tier needs them."""
 
 
 @dataclass
@@ -331,7 +346,11 @@ class OrderDesk:
                 per_book[listing_id] += 0
             for _, p in placing:
                 per_book[p.listing.id] += 1
-            books = await service.lock_books(session, per_book, now)
+            facts: Facts | None = None
+            if placing:
+                books, facts = await self._lock_with_facts(session, rules, per_book, placing, now)
+            else:
+                books = await service.lock_books(session, per_book, now)
             # Each book's last number before this batch: every trade numbered up to it is committed.
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
             next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
@@ -342,7 +361,7 @@ class OrderDesk:
                 await self._post(session, journals, now)
                 return answers
 
-            recent, accounts, volumes_known = await self._facts(session, rules, placing, now)
+            recent, accounts, volumes_known = facts if facts is not None else await self._facts(session, rules, placing, now)
             signer = await exchange.ledger.signer_for(session, signing_key_id, now)
             markets = await self._markets(session, rules, placing, signer, now, volumes_known)
             traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window
@@ -528,25 +547,46 @@ class OrderDesk:
         taken.append(caller.id)
         return None
 
+    @classmethod
+    async def _lock_with_facts(
+        cls, session: Any, rules: store.ActiveRules, per_book: dict[str, int], placing: list[tuple[int, _Placing]], now: datetime
+    ) -> tuple[dict[str, Book], Facts | None]:
+        """`service.lock_books`, with the facts of `_facts` read in the same round trip; None
+        for them when a lock waited for another writer of its book: read them again."""
+        listing_ids = sorted(per_book)
+        parameters = {"listing_ids": listing_ids, "seqs": [per_book[listing_id] for listing_id in listing_ids], "now": now,
+                      **cls._fact_parameters(rules, placing, now)}
+        rows = (await session.execute(_LOCK_BOOKS_AND_FACTS, parameters, execution_options={"populate_existing": True})).all()
+        books = {book.listing_id: book for book, *_ in rows}
+        unmoved = all(book.seq == (seen_seq or 0) + per_book[book.listing_id] for book, seen_seq, *_ in rows)
+        return books, (cls._decoded_facts(rules, parameters, rows[0][2:]) if unmoved and rows else None)
+
     @staticmethod
-    async def _facts(
-        session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime
-    ) -> tuple[dict[str, int], dict[str, int], dict[str, int] | None]:
-        """In one round trip: the parties' orders of the last minute, counted up to the rate
-        rule's limit (an order at it is refused, and goes alone for the full count); their
-        available balances; and, when a fee tier depends on them, this month's volumes of the
-        parties known before the books are read (them and the vendors; None: no tier)."""
+    def _fact_parameters(rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime) -> dict[str, Any]:
         participants = sorted({p.caller.id for _, p in placing})
         tiered = any(trading.tiered_sides(rules.rulebook, "quota"))
-        parameters = {
+        return {
             "participants": participants, "since": now - timedelta(minutes=1), "cap": rules.rulebook.trading.orders.rate_per_minute_max,
             "accounts": sorted({posting.available(p.caller.id, quota.money(p.plan, "reference_price")[1]) for _, p in placing}),
             "parties": sorted({*participants, *(p.listing.vendor_id for _, p in placing)}) if tiered else [],
             "month": billing.month_of(now)[0],
         }
-        recent, balances, volumes = (msgspec.json.decode(part) for part in (await session.execute(_FACTS, parameters)).one())
+
+    @staticmethod
+    def _decoded_facts(rules: store.ActiveRules, parameters: dict[str, Any], parts: Any) -> Facts:
+        recent, balances, volumes = (msgspec.json.decode(part) for part in parts)
+        tiered = any(trading.tiered_sides(rules.rulebook, "quota"))
         known = dict.fromkeys(parameters["parties"], 0) | {party: int(amount) for party, amount in volumes}
         return {p: int(count) for p, count in recent}, {name: int(balance) for name, balance in balances}, known if tiered else None
+
+    @classmethod
+    async def _facts(cls, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime) -> Facts:
+        """In one round trip: the parties' orders of the last minute, counted up to the rate
+        rule's limit (an order at it is refused, and goes alone for the full count); their
+        available balances; and, when a fee tier depends on them, this month's volumes of the
+        parties known before the books are read (them and the vendors; None: no tier)."""
+        parameters = cls._fact_parameters(rules, placing, now)
+        return cls._decoded_facts(rules, parameters, (await session.execute(_FACTS, parameters)).one())
 
     async def _markets(
         self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime,

@@ -73,13 +73,20 @@ _release_transfer = quota.release_transfer
 _BOOK_COLUMNS = ", ".join(column.name for column in Book.__table__.columns)  # type: ignore[attr-defined]
 # One statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
 # compiles a many-row VALUES statement afresh every time.
-_LOCK_BOOKS = sa.select(Book).from_statement(sa.text(f"""
+
+def lock_books_text(also: str = "") -> str:
+    """The statement of `lock_books` on PostgreSQL; `also`: more columns for its RETURNING."""
+    return f"""
     INSERT INTO books (listing_id, status, seq, updated_at)
     SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
     ORDER BY listing_id
     ON CONFLICT (listing_id) DO UPDATE SET seq = books.seq + excluded.seq, updated_at = excluded.updated_at
-    RETURNING {_BOOK_COLUMNS}
-""").bindparams(sa.bindparam("now", type_=Book.__table__.c.updated_at.type)).columns(*Book.__table__.columns))  # type: ignore[attr-defined]
+    RETURNING {_BOOK_COLUMNS}{also}
+"""
+
+
+_LOCK_BOOKS = sa.select(Book).from_statement(sa.text(lock_books_text()).bindparams(
+    sa.bindparam("now", type_=Book.__table__.c.updated_at.type)).columns(*Book.__table__.columns))  # type: ignore[attr-defined]
 
 
 async def lock_books(session: AsyncSession, seqs: dict[str, int], now: datetime) -> dict[str, Book]:

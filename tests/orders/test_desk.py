@@ -22,7 +22,7 @@ import uvicorn
 from exchange.app import create_app
 from exchange.core.canonical import sha256_hex
 from exchange.db import Database
-from exchange.orders import desk, matching, surveillance, windows
+from exchange.orders import desk, matching, service, surveillance, windows
 from exchange.rulebook import store
 from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
@@ -446,6 +446,50 @@ async def test_the_desk_s_windows_keep_its_own_trades_and_read_only_others(marke
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
     book = (await api.request("GET", f"/v1/listings/{listing['id']}/book")).json()
     assert book["status"] == "halted", book  # first 10,000 (the desk's first batch), last 10,300
+    await market.verify_ledger()
+
+
+async def test_a_batch_whose_book_lock_waited_reads_its_facts_again(
+    market: Market, api: Api, served: Served, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads its rules and funds facts in the statement that locks its books; when a
+    lock waited for another writer of the book, those facts (read as of the statement's start)
+    are read again after it."""
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    read_again: list[int] = []
+    facts = desk.OrderDesk._facts.__func__  # type: ignore[attr-defined]
+
+    async def counted(cls: type[desk.OrderDesk], *args: Any) -> Any:
+        read_again.append(1)
+        return await facts(cls, *args)
+
+    monkeypatch.setattr(desk.OrderDesk, "_facts", classmethod(counted))
+
+    async def bid() -> httpx.Response:
+        return await served.order(buyer, listing, side="buy", type="limit", price=9_000, quantity=1, time_in_force="gtc")
+
+    assert (await bid()).status_code == 201
+    assert read_again == []  # nobody else held the book: the facts came with the lock
+    db = Database(api.settings)
+    try:
+        async with db.write() as holder:
+            await service.lock_books(holder, {listing["id"]: 1}, clock.now)  # another writer takes a number
+            waiting = asyncio.create_task(bid())
+            for _ in range(500):
+                async with db.read() as watcher:
+                    if (await watcher.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%seen_seq%'"))).scalar_one():
+                        break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the batch never waited for the book's lock")
+        placed = await waiting
+    finally:
+        await db.dispose()
+    assert placed.status_code == 201 and placed.json()["status"] == "open", placed.text
+    assert read_again == [1]
+    assert (await batch_metrics(served))["exchange_order_batches_failed_total"] == 0
     await market.verify_ledger()
 
 
