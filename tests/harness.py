@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
 from exchange.db import Database
@@ -85,3 +87,15 @@ class Api:
             "reason": "meets the rules",
             "checklist": [{"item": item["item"], "passed": True, "evidence": f"checked {item['item']}"} for item in listing["checklist"]],
         }
+
+
+async def until_a_statement_waits_for_a_lock(db: Database, marker: str) -> None:
+    """Return once a statement whose text holds `marker` waits for a row lock (PostgreSQL);
+    fail after five seconds."""
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :pattern")
+    for _ in range(500):
+        async with db.read() as watcher:
+            if (await watcher.execute(query, {"pattern": f"%{marker}%"})).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no statement with {marker!r} waited for a lock")

@@ -29,7 +29,7 @@ from exchange.settings import shipped_rules_dir
 from exchange.settlement.ledger import Ledger
 from exchange.tables import Book, Contract, Listing
 from tests.conftest import MovableClock
-from tests.harness import Api
+from tests.harness import Api, until_a_statement_waits_for_a_lock
 from tests.orders.conftest import Market, money
 
 pytestmark = pytest.mark.postgres_only
@@ -476,14 +476,7 @@ async def test_a_batch_whose_book_lock_waited_reads_its_facts_again(
         async with db.write() as holder:
             await service.lock_books(holder, {listing["id"]: 1}, clock.now)  # another writer takes a number
             waiting = asyncio.create_task(bid())
-            for _ in range(500):
-                async with db.read() as watcher:
-                    if (await watcher.execute(sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%seen_seq%'"))).scalar_one():
-                        break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError("the batch never waited for the book's lock")
+            await until_a_statement_waits_for_a_lock(db, "seen_seq")
         placed = await waiting
     finally:
         await db.dispose()

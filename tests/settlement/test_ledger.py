@@ -26,7 +26,7 @@ from exchange.settlement.service import JournalIn, post_journals
 from exchange.settlement.signing import load_public_pem, verify_signature
 from exchange.tables import LedgerEntry, LedgerHead
 from tests.conftest import MovableClock
-from tests.harness import Api, listing_body
+from tests.harness import Api, listing_body, until_a_statement_waits_for_a_lock
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -313,14 +313,7 @@ async def test_a_batch_that_waited_for_the_ledger_s_lock_posts_on_what_the_holde
                     return (await post_journals(session, ledger, [spend("second")], clock()))[0]
 
             waiting = asyncio.create_task(second())
-            for _ in range(500):  # until its statement waits for the holder's lock
-                async with db.read() as watcher:
-                    if (await watcher.execute(sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%locked.size%'"))).scalar_one():
-                        break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError("the second batch never waited for the ledger's lock")
+            await until_a_statement_waits_for_a_lock(db, "locked.size")
         refused = await waiting
         assert isinstance(refused, TransferRefused) and refused.code == "insufficient_funds", refused
         assert reread == [1]  # the snapshot was stale: read again, once
