@@ -354,7 +354,11 @@ class OrderDesk:
             # Each book's last number before this batch: every trade numbered up to it is committed.
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
             next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
-            cancelling = self._allowed(await self._reread(session, cancel_ids), callers, cancel_books)
+            # The cancels' orders read again now that their books are locked (orders change only
+            # under their book's lock: a batch or a cancel may have filled or cancelled them while
+            # we waited), with the first page of every book side the batch's orders trade against.
+            reread, pages = await service.orders_and_first_pages(session, cancel_ids, self._sides(placing))
+            cancelling = self._allowed(reread, callers, cancel_books)
             journals, cancelled = self._cancel(cancelling, callers, cancels, rules, now, answers, taken)
             await self._answer_cancels(session, cancelled, answers)
             if not placing:
@@ -363,7 +367,7 @@ class OrderDesk:
 
             recent, accounts, volumes_known = facts if facts is not None else await self._facts(session, rules, placing, now)
             signer = await exchange.ledger.signer_for(session, signing_key_id, now)
-            markets = await self._markets(session, rules, placing, signer, now, volumes_known)
+            markets = await self._markets(session, rules, placing, signer, now, volumes_known, pages)
             traded_on = {p.listing.id for _, p in placing}  # a book with cancels only needs no window
             windows = await surveillance.cached_windows(session, self._windows, rules, {listing_id: number for listing_id, number in before.items() if listing_id in traded_on}, now)
 
@@ -487,13 +491,13 @@ class OrderDesk:
         }
 
     @staticmethod
-    async def _reread(session: Any, order_ids: list[str]) -> dict[str, Order]:
-        """The orders read (again) now that their books are locked (orders change only under
-        their book's lock): a batch or a cancel may have filled or cancelled them while we waited."""
-        if not order_ids:
-            return {}
-        found = await session.execute(_ORDERS, {"ids": order_ids}, execution_options={"populate_existing": True})
-        return {o.id: o for o in found.scalars()}
+    def _sides(placing: list[tuple[int, _Placing]]) -> list[tuple[str, str, str]]:
+        """The book sides ((listing, plan, maker side)) the batch's orders trade against."""
+        by_book: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for _, p in placing:
+            by_book[(p.listing.id, p.ticket.body.plan_id)].add(p.ticket.body.side)
+        return [(listing_id, plan_id, maker_side) for (listing_id, plan_id), sides in sorted(by_book.items())
+                for taker_side, maker_side in (("buy", "sell"), ("sell", "buy")) if taker_side in sides]
 
     def _cancel(
         self, cancelling: dict[str, Order], callers: dict[str, Caller], cancels: list[tuple[int, Cancel]],
@@ -590,20 +594,15 @@ class OrderDesk:
 
     async def _markets(
         self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime,
-        volumes_known: dict[str, int] | None,
+        volumes_known: dict[str, int] | None, pages: dict[tuple[str, str, str], list[Order]],
     ) -> dict[tuple[str, str], quota.Market]:
-        """Each book the batch trades on, with every resting order its orders could reach."""
+        """Each book the batch trades on, with every resting order its orders could reach
+        (`pages`: the first page of each book side, read under the locks)."""
         by_book: dict[tuple[str, str], list[_Placing]] = defaultdict(list)
         for _, p in placing:
             by_book[(p.listing.id, p.ticket.body.plan_id)].append(p)
         markets: dict[tuple[str, str], quota.Market] = {}
         makers: list[Order] = []
-        pages = await service.first_pages(session, [
-            (listing_id, plan_id, maker_side)
-            for (listing_id, plan_id), orders in sorted(by_book.items())
-            for taker_side, maker_side in (("buy", "sell"), ("sell", "buy"))
-            if any(p.ticket.body.side == taker_side for p in orders)
-        ])
         for (listing_id, plan_id), orders in sorted(by_book.items()):
             market = quota.Market(rules=rules, listing=orders[0].listing, plan=orders[0].plan, signer=signer, now=now, volumes={})
             resting: list[Order] = []

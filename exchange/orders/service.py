@@ -376,6 +376,42 @@ _FIRST_PAGES = sa.select(Order).from_statement(sa.text(
 ).columns(*Order.__table__.columns))  # type: ignore[attr-defined]
 
 
+# Orders by id (read again under their books' locks) and the first pages of book sides, in one
+# statement (PostgreSQL; the order desk's): each row says which part it answers.
+_ORDERS_AND_FIRST_PAGES = sa.select(Order, sa.column("part", sa.Text())).from_statement(sa.text(
+    f"SELECT {_ORDER_COLUMNS}, 'order' AS part FROM orders AS o WHERE o.id = ANY(CAST(:ids AS VARCHAR[]))\nUNION ALL\n"
+    + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS + ", 'page' AS part", side="sell", direction="ASC") + "\nUNION ALL\n"
+    + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS + ", 'page' AS part", side="buy", direction="DESC")
+).columns(*Order.__table__.columns, sa.column("part", sa.Text())))  # type: ignore[attr-defined]
+
+
+async def orders_and_first_pages(
+    session: AsyncSession, order_ids: list[str], sides: list[tuple[str, str, str]]
+) -> tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]:
+    """The orders `order_ids`, as stored now (the session's copies refreshed), and `first_pages`
+    of `sides`, in one round trip on PostgreSQL."""
+    if not order_ids and not sides:
+        return {}, {}
+    parameters: dict[str, Any] = {"ids": order_ids, "page": MAKERS_FIRST_PAGE}
+    for maker_side in ("sell", "buy"):
+        parameters[f"{maker_side}_listings"] = [listing_id for listing_id, _, side in sides if side == maker_side]
+        parameters[f"{maker_side}_plans"] = [plan_id for _, plan_id, side in sides if side == maker_side]
+    orders: dict[str, Order] = {}
+    pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
+    for order, part in await session.execute(_ORDERS_AND_FIRST_PAGES, parameters, execution_options={"populate_existing": True}):
+        if part == "order":
+            orders[order.id] = order
+        else:
+            pages[(order.listing_id, order.plan_id, order.side)].append(order)
+    _in_priority(pages)
+    return orders, pages
+
+
+def _in_priority(pages: dict[tuple[str, str, str], list[Order]]) -> None:
+    for (_, _, side), page in pages.items():  # UNION ALL promises no order: priority again
+        page.sort(key=lambda o: (o.price if side == "sell" else -(o.price or 0), o.seq))
+
+
 async def first_pages(session: AsyncSession, sides: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[Order]]:
     """The first page `resting` reads, of many book sides ((listing, plan, maker side)) in one
     statement: a batch touching every book would otherwise wait for one round trip each."""
@@ -393,8 +429,7 @@ async def first_pages(session: AsyncSession, sides: list[tuple[str, str, str]]) 
     pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
     for order in (await session.execute(statement, parameters)).scalars():
         pages[(order.listing_id, order.plan_id, order.side)].append(order)
-    for (_, _, side), page in pages.items():  # UNION ALL promises no order: priority again
-        page.sort(key=lambda o: (o.price if side == "sell" else -(o.price or 0), o.seq))
+    _in_priority(pages)
     return pages
 
 
