@@ -285,8 +285,8 @@ class OrderDesk:
         answers: list[Answer] = [ALONE] * len(batch)
         async with exchange.db.write() as session:
             # No flush before every statement (its check walks every object the session holds,
-            # a twentieth of the desk's time): the batch flushes where a later read needs its
-            # changes (the cancels, before the books' resting orders are read) and at the end.
+            # a twentieth of the desk's time): the batch writes its changes at the end (a read
+            # meanwhile returns the session's copy of an order it changed, not the stored row).
             session.autoflush = False
             # The callers, with what the whole batch needs besides, in one round trip.
             tickets = [(position, t) for position, t in enumerate(batch) if isinstance(t, Ticket)]
@@ -563,7 +563,7 @@ class OrderDesk:
         rows = (await session.execute(_LOCK_BOOKS_AND_FACTS, parameters, execution_options={"populate_existing": True})).all()
         books = {book.listing_id: book for book, *_ in rows}
         unmoved = all(book.seq == (seen_seq or 0) + per_book[book.listing_id] for book, seen_seq, *_ in rows)
-        return books, (cls._decoded_facts(rules, parameters, rows[0][2:]) if unmoved and rows else None)
+        return books, (cls._decoded_facts(parameters, rows[0][2:]) if unmoved and rows else None)
 
     @staticmethod
     def _fact_parameters(rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime) -> dict[str, Any]:
@@ -577,9 +577,9 @@ class OrderDesk:
         }
 
     @staticmethod
-    def _decoded_facts(rules: store.ActiveRules, parameters: dict[str, Any], parts: Any) -> Facts:
+    def _decoded_facts(parameters: dict[str, Any], parts: Any) -> Facts:
         recent, balances, volumes = (msgspec.json.decode(part) for part in parts)
-        tiered = any(trading.tiered_sides(rules.rulebook, "quota"))
+        tiered = bool(parameters["parties"])  # named only when a fee tier needs them (never empty then)
         known = dict.fromkeys(parameters["parties"], 0) | {party: int(amount) for party, amount in volumes}
         return {p: int(count) for p, count in recent}, {name: int(balance) for name, balance in balances}, known if tiered else None
 
@@ -590,7 +590,7 @@ class OrderDesk:
         available balances; and, when a fee tier depends on them, this month's volumes of the
         parties known before the books are read (them and the vendors; None: no tier)."""
         parameters = cls._fact_parameters(rules, placing, now)
-        return cls._decoded_facts(rules, parameters, (await session.execute(_FACTS, parameters)).one())
+        return cls._decoded_facts(parameters, (await session.execute(_FACTS, parameters)).one())
 
     async def _markets(
         self, session: Any, rules: store.ActiveRules, placing: list[tuple[int, _Placing]], signer: Any, now: datetime,

@@ -71,11 +71,12 @@ _release_transfer = quota.release_transfer
 
 
 _BOOK_COLUMNS = ", ".join(column.name for column in Book.__table__.columns)  # type: ignore[attr-defined]
-# One statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
-# compiles a many-row VALUES statement afresh every time.
+
 
 def lock_books_text(also: str = "") -> str:
-    """The statement of `lock_books` on PostgreSQL; `also`: more columns for its RETURNING."""
+    """The statement of `lock_books` on PostgreSQL; `also`: more columns for its RETURNING. One
+    statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
+    compiles a many-row VALUES statement afresh every time."""
     return f"""
     INSERT INTO books (listing_id, status, seq, updated_at)
     SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
@@ -310,7 +311,7 @@ async def resting(
     cover `need` (not counting the takers' `owners`' orders, which self-trade prevention may
     skip) and one order beyond the limit is seen, so matching gives exactly what the whole
     book would, without reading the whole book. Lapsed orders met on the way leave the book
-    and give their holds back. `first_page`: the first page, read already (`first_pages`)."""
+    and give their holds back. `first_page`: the first page, read already (`orders_and_first_pages`)."""
     found: list[Order] = []
     covered = 0
     after: Order | None = None  # the last order read: the next page starts after it
@@ -339,7 +340,7 @@ async def resting(
 def _page_query(listing_id: str, plan_id: str, maker_side: str, after: Order | None) -> sa.Select[tuple[Order]]:
     """The resting orders after `after` in priority (all of them for None). Built only when a
     page is read: a statement costs a third of a millisecond to build, and the batch's first
-    pages are read already (`first_pages`)."""
+    pages are read already (`orders_and_first_pages`)."""
     query = _resting_query(listing_id, plan_id, maker_side)
     if after is None:
         return query
@@ -367,17 +368,10 @@ _FIRST_PAGE_OF = """
           AND orders.status = 'open' AND orders.auction_id IS NULL
         ORDER BY orders.price {direction}, orders.seq ASC LIMIT :page
     ) AS o"""
-# One statement shape for any set of book sides (PostgreSQL; each side's page read in its own
-# index order): a UNION of one SELECT per side was a new statement, compiled afresh, nearly
-# every batch.
-_FIRST_PAGES = sa.select(Order).from_statement(sa.text(
-    _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS, side="sell", direction="ASC") + "\nUNION ALL\n"
-    + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS, side="buy", direction="DESC")
-).columns(*Order.__table__.columns))  # type: ignore[attr-defined]
-
-
-# Orders by id (read again under their books' locks) and the first pages of book sides, in one
-# statement (PostgreSQL; the order desk's): each row says which part it answers.
+# Orders by id (read again under their books' locks) and the first page `resting` reads of many
+# book sides, in one statement (PostgreSQL; the order desk's): each row says which part it
+# answers. One statement shape for any set of book sides, each side's page read in its own index
+# order: a UNION of one SELECT per side was a new statement, compiled afresh, nearly every batch.
 _ORDERS_AND_FIRST_PAGES = sa.select(Order, sa.column("part", sa.Text())).from_statement(sa.text(
     f"SELECT {_ORDER_COLUMNS}, 'order' AS part FROM orders AS o WHERE o.id = ANY(CAST(:ids AS VARCHAR[]))\nUNION ALL\n"
     + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS + ", 'page' AS part", side="sell", direction="ASC") + "\nUNION ALL\n"
@@ -388,8 +382,8 @@ _ORDERS_AND_FIRST_PAGES = sa.select(Order, sa.column("part", sa.Text())).from_st
 async def orders_and_first_pages(
     session: AsyncSession, order_ids: list[str], sides: list[tuple[str, str, str]]
 ) -> tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]:
-    """The orders `order_ids`, as stored now (the session's copies refreshed), and `first_pages`
-    of `sides`, in one round trip on PostgreSQL."""
+    """The orders `order_ids`, as stored now (the session's copies refreshed), and the first
+    page `resting` reads of each of `sides` ((listing, plan, maker side)), in one round trip."""
     if not order_ids and not sides:
         return {}, {}
     parameters: dict[str, Any] = {"ids": order_ids, "page": MAKERS_FIRST_PAGE}
@@ -403,34 +397,9 @@ async def orders_and_first_pages(
             orders[order.id] = order
         else:
             pages[(order.listing_id, order.plan_id, order.side)].append(order)
-    _in_priority(pages)
-    return orders, pages
-
-
-def _in_priority(pages: dict[tuple[str, str, str], list[Order]]) -> None:
     for (_, _, side), page in pages.items():  # UNION ALL promises no order: priority again
         page.sort(key=lambda o: (o.price if side == "sell" else -(o.price or 0), o.seq))
-
-
-async def first_pages(session: AsyncSession, sides: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[Order]]:
-    """The first page `resting` reads, of many book sides ((listing, plan, maker side)) in one
-    statement: a batch touching every book would otherwise wait for one round trip each."""
-    if not sides:
-        return {}
-    if session.bind.dialect.name == "postgresql":
-        parameters: dict[str, Any] = {"page": MAKERS_FIRST_PAGE}
-        for maker_side in ("sell", "buy"):
-            parameters[f"{maker_side}_listings"] = [listing_id for listing_id, _, side in sides if side == maker_side]
-            parameters[f"{maker_side}_plans"] = [plan_id for _, plan_id, side in sides if side == maker_side]
-        statement: Any = _FIRST_PAGES
-    else:
-        parameters = {}
-        statement = sa.select(Order).from_statement(sa.union_all(*(_resting_query(*side).limit(MAKERS_FIRST_PAGE) for side in sides)))
-    pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
-    for order in (await session.execute(statement, parameters)).scalars():
-        pages[(order.listing_id, order.plan_id, order.side)].append(order)
-    _in_priority(pages)
-    return pages
+    return orders, pages
 
 
 async def _expire(session: AsyncSession, ledger: Ledger, orders: list[Order], now: datetime) -> list[Order]:

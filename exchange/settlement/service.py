@@ -341,21 +341,17 @@ def _decoded_reads(parts: Sequence[str]) -> _Reads:
 async def _posting_reads(session: AsyncSession, journals: Sequence[JournalIn]) -> _Reads:
     if session.bind.dialect.name == "postgresql":
         return _decoded_reads((await session.execute(_POSTING_READS, _posting_parameters(journals))).one())
-    transfers = [transfer for journal in journals for transfer in journal.transfers]
-    transfer_ids = sorted({t.id for t in transfers})
-    given_journals = sorted({journal.id for journal in journals if journal.id is not None})
-    pending_ids = sorted({t.pending_id for t in transfers if t.pending_id is not None})
-    named = posting.accounts_named(transfers)
-    owners = sorted({account.owner for name in named if (account := posting.parse_account(name)) and account.owner != posting.EXCHANGE_OWNER})
-    pendings = {row[0].id: _pending(row[0]) for row in await _select_in(session, _PENDINGS, pending_ids)}
+    parameters = _posting_parameters(journals)
+    pendings = {row[0].id: _pending(row[0]) for row in await _select_in(session, _PENDINGS, parameters["pendings"])}
+    named = set(parameters["accounts"])
     for pending in pendings.values():
         named |= {pending.debit, pending.credit, pending.escrow}
     return _Reads(
-        transfers={row.transfer_id: row for row in await _select_in(session, _TRANSFERS_SEEN, transfer_ids)},
-        journals={row.journal_id for row in await _select_in(session, _JOURNALS_SEEN, given_journals)},
+        transfers={row.transfer_id: row for row in await _select_in(session, _TRANSFERS_SEEN, parameters["transfers"])},
+        journals={row.journal_id for row in await _select_in(session, _JOURNALS_SEEN, parameters["journals"])},
         pendings=pendings,
         balances={row.id: int(row.balance) for row in await _select_in(session, _BALANCES, named)},
-        owners={row.id for row in await _select_in(session, _PARTICIPANTS, owners)},
+        owners={row.id for row in await _select_in(session, _PARTICIPANTS, parameters["owners"])},
     )
 
 
