@@ -364,6 +364,10 @@ class Book(SQLModel, table=True):
     """The last order sequence number given on this listing: price-time priority uses it."""
     halted_reason: str | None = Field(default=None, max_length=2000)
     updated_at: datetime = _time()
+    version: int = _big(default=0, sa_column_kwargs={"server_default": "0"})
+    """How many times the row was locked: every transaction that locks the book adds one, so a
+    reader can tell whether another writer of the book came between its snapshot and its lock
+    (the order desk reads the book's orders in the statement that locks it)."""
 
 
 class Order(SQLModel, table=True):

@@ -113,17 +113,36 @@ _FACT_PARTS = (
 )
 _FACT_TYPES = (sa.bindparam("since", type_=Order.__table__.c.created_at.type), sa.bindparam("month", type_=MonthlyVolume.__table__.c.month_start.type))  # type: ignore[attr-defined]
 _FACTS = sa.text(f"SELECT {', '.join(_FACT_PARTS)}").bindparams(*_FACT_TYPES)
-# The books' locks with the facts in the same round trip, and each book's number as the
-# statement's snapshot saw it. The facts are read as of the statement's start, before the locks
-# are taken; when a lock waited for another writer of the book (its number moved by more than
-# this batch takes), they are read again, after it, as `_FACTS`.
-_LOCK_BOOKS_AND_FACTS = sa.select(
-    Book, sa.column("seen_seq", sa.BigInteger()), *(sa.column(name, sa.Text()) for name in ("recent", "balances", "volumes"))
-).from_statement(sa.text(service.lock_books_text(
-    ", (SELECT seen.seq FROM books seen WHERE seen.listing_id = books.listing_id) AS seen_seq, "
-    + ", ".join(f"{part} AS {name}" for part, name in zip(_FACT_PARTS, ("recent", "balances", "volumes"), strict=True))
-)).bindparams(sa.bindparam("now", type_=Book.__table__.c.updated_at.type), *_FACT_TYPES).columns(  # type: ignore[attr-defined]
-    *Book.__table__.columns, sa.column("seen_seq", sa.BigInteger()), *(sa.column(name, sa.Text()) for name in ("recent", "balances", "volumes"))))  # type: ignore[attr-defined]
+# Everything the batch reads under its books' locks, with the locks, in one round trip: the books
+# locked (each with its version as the statement's snapshot saw it), the cancels' orders and the
+# first pages of the book sides the batch trades against (`service.orders_and_first_pages`), and
+# the facts. All of it is read as of the statement's start, before the locks are taken. Every
+# transaction that locks a book adds one to its version, and orders change only under their
+# book's lock: when each book's version is one past the snapshot's (this batch's own lock),
+# nobody came between, and what was read stands. Otherwise a lock waited for another writer,
+# and the orders, pages and facts are read again, after it. Each row is a book, an order or
+# the facts (`part`); the other parts' columns are NULL in it, typed for the UNION.
+_BOOK_COLUMNS = tuple(Book.__table__.columns)  # type: ignore[attr-defined]
+_ORDER_COLUMNS = tuple(Order.__table__.columns)  # type: ignore[attr-defined]
+_FACT_NAMES = ("recent", "balances", "volumes")
+
+
+def _nulls(columns: tuple[sa.Column[Any], ...]) -> str:
+    return ", ".join(f"CAST(NULL AS {column.type.compile(dialect=postgresql.dialect())})" for column in columns)
+
+
+_LOCK_AND_READ = sa.select(Book, sa.column("seen_version", sa.BigInteger()), Order, sa.column("part", sa.Text()),
+                           *(sa.column(name, sa.Text()) for name in _FACT_NAMES)).from_statement(sa.text(f"""
+    WITH locked AS ({service.lock_books_text(", (SELECT seen.version FROM books seen WHERE seen.listing_id = books.listing_id) AS seen_version")})
+    SELECT {", ".join(f"locked.{column.name}" for column in _BOOK_COLUMNS)}, locked.seen_version, {_nulls(_ORDER_COLUMNS)}, 'book',
+           NULL, NULL, NULL FROM locked
+    UNION ALL
+    SELECT {_nulls(_BOOK_COLUMNS)}, NULL, read.*, NULL, NULL, NULL FROM ({service.ORDERS_AND_FIRST_PAGES_TEXT}) AS read
+    UNION ALL
+    SELECT {_nulls(_BOOK_COLUMNS)}, NULL, {_nulls(_ORDER_COLUMNS)}, 'facts', {", ".join(_FACT_PARTS)}
+""").bindparams(sa.bindparam("now", type_=Book.__table__.c.updated_at.type), *_FACT_TYPES).columns(  # type: ignore[attr-defined]
+    *_BOOK_COLUMNS, sa.column("seen_version", sa.BigInteger()), *_ORDER_COLUMNS, sa.column("part", sa.Text()),
+    *(sa.column(name, sa.Text()) for name in _FACT_NAMES)))
 _ORDERS_TABLE: sa.Table = Order.__table__  # type: ignore[attr-defined]
 _ORDER_KEYS = frozenset(column.key for column in _ORDERS_TABLE.columns)
 # What a batch changes in the orders it reads (a cancel, a fill, an expiry): such orders are
@@ -155,6 +174,8 @@ class Cancel:
 
 Answer = Response[Any] | OrderOut | Exception | None
 Facts = tuple[dict[str, int], dict[str, int], dict[str, int] | None]
+Pages = tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]
+"""The orders read again by id, and the first page of each book side ((listing, plan, maker side))."""
 """What a batch's rules and funds checks read (`OrderDesk._facts`): the parties' orders of the
 last minute, their available balances, and this month's volumes when a fee tier needs them."""
 
@@ -346,18 +367,16 @@ class OrderDesk:
                 per_book[listing_id] += 0
             for _, p in placing:
                 per_book[p.listing.id] += 1
-            facts: Facts | None = None
-            if placing:
-                books, facts = await self._lock_with_facts(session, rules, per_book, placing, now)
-            else:
-                books = await service.lock_books(session, per_book, now)
+            # The books locked, with the cancels' orders as they stand under the locks (a batch or
+            # a cancel may have filled or cancelled them meanwhile), the first page of every book
+            # side the batch's orders trade against, and the facts: read again when a lock waited.
+            books, read, facts = await self._lock_and_read(session, rules, per_book, placing, cancel_ids, now)
+            if read is None:
+                read = await service.orders_and_first_pages(session, cancel_ids, self._sides(placing))
+            reread, pages = read
             # Each book's last number before this batch: every trade numbered up to it is committed.
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
             next_seq = {listing_id: number + 1 for listing_id, number in before.items()}
-            # The cancels' orders read again now that their books are locked (orders change only
-            # under their book's lock: a batch or a cancel may have filled or cancelled them while
-            # we waited), with the first page of every book side the batch's orders trade against.
-            reread, pages = await service.orders_and_first_pages(session, cancel_ids, self._sides(placing))
             cancelling = self._allowed(reread, callers, cancel_books)
             journals, cancelled = self._cancel(cancelling, callers, cancels, rules, now, answers, taken)
             await self._answer_cancels(session, cancelled, answers)
@@ -552,18 +571,30 @@ class OrderDesk:
         return None
 
     @classmethod
-    async def _lock_with_facts(
-        cls, session: Any, rules: store.ActiveRules, per_book: dict[str, int], placing: list[tuple[int, _Placing]], now: datetime
-    ) -> tuple[dict[str, Book], Facts | None]:
-        """`service.lock_books`, with the facts of `_facts` read in the same round trip; None
-        for them when a lock waited for another writer of its book: read them again."""
+    async def _lock_and_read(
+        cls, session: Any, rules: store.ActiveRules, per_book: dict[str, int], placing: list[tuple[int, _Placing]], cancel_ids: list[str], now: datetime
+    ) -> tuple[dict[str, Book], Pages | None, Facts | None]:
+        """`service.lock_books`, with `service.orders_and_first_pages` and the facts of `_facts`
+        read in the same round trip: None for those when a lock waited for another writer of
+        its book (read them again), and for the facts when the batch places nothing."""
         listing_ids = sorted(per_book)
         parameters = {"listing_ids": listing_ids, "seqs": [per_book[listing_id] for listing_id in listing_ids], "now": now,
-                      **cls._fact_parameters(rules, placing, now)}
-        rows = (await session.execute(_LOCK_BOOKS_AND_FACTS, parameters, execution_options={"populate_existing": True})).all()
-        books = {book.listing_id: book for book, *_ in rows}
-        unmoved = all(book.seq == (seen_seq or 0) + per_book[book.listing_id] for book, seen_seq, *_ in rows)
-        return books, (cls._decoded_facts(parameters, rows[0][2:]) if unmoved and rows else None)
+                      **service.orders_and_first_pages_parameters(cancel_ids, cls._sides(placing)), **cls._fact_parameters(rules, placing, now)}
+        books: dict[str, Book] = {}
+        unmoved = True
+        orders: list[tuple[Order, str]] = []
+        parts: Any = None
+        for book, seen_version, order, part, *facts in await session.execute(_LOCK_AND_READ, parameters, execution_options={"populate_existing": True}):
+            if part == "book":
+                books[book.listing_id] = book
+                unmoved = unmoved and book.version == (seen_version or 0) + 1
+            elif part == "facts":
+                parts = facts
+            else:
+                orders.append((order, part))
+        if not unmoved:
+            return books, None, None
+        return books, service.orders_and_pages_of(orders, cls._sides(placing)), cls._decoded_facts(parameters, parts) if placing else None
 
     @staticmethod
     def _fact_parameters(rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime) -> dict[str, Any]:

@@ -12,7 +12,7 @@ held, so a resting order can always pay for its fills."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,9 +57,11 @@ async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, ne
     numbers, the last of them in `seq`)."""
     taken = seqs or (1 if next_seq else 0)
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Book).values(listing_id=listing_id, status="open", seq=taken, updated_at=now)
+    statement = insert(Book).values(listing_id=listing_id, status="open", seq=taken, updated_at=now, version=1)
     # Updating the row on conflict is what locks it (PostgreSQL); SQLite writers are serialised already.
-    bumped = {"seq": Book.seq + taken, "updated_at": statement.excluded.updated_at} if taken else {"seq": Book.seq}
+    bumped = {"seq": Book.seq + taken, "version": Book.version + 1}
+    if taken:
+        bumped["updated_at"] = statement.excluded.updated_at
     statement = statement.on_conflict_do_update(index_elements=["listing_id"], set_=bumped).returning(Book)
     return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
 
@@ -78,10 +80,10 @@ def lock_books_text(also: str = "") -> str:
     statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
     compiles a many-row VALUES statement afresh every time."""
     return f"""
-    INSERT INTO books (listing_id, status, seq, updated_at)
-    SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
+    INSERT INTO books (listing_id, status, seq, updated_at, version)
+    SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ), 1 FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
     ORDER BY listing_id
-    ON CONFLICT (listing_id) DO UPDATE SET seq = books.seq + excluded.seq, updated_at = excluded.updated_at
+    ON CONFLICT (listing_id) DO UPDATE SET seq = books.seq + excluded.seq, updated_at = excluded.updated_at, version = books.version + 1
     RETURNING {_BOOK_COLUMNS}{also}
 """
 
@@ -98,10 +100,10 @@ async def lock_books(session: AsyncSession, seqs: dict[str, int], now: datetime)
         parameters = {"listing_ids": listing_ids, "seqs": [seqs[listing_id] for listing_id in listing_ids], "now": now}
         result = await session.execute(_LOCK_BOOKS, parameters, execution_options={"populate_existing": True})
         return {book.listing_id: book for book in result.scalars()}
-    rows = [{"listing_id": listing_id, "status": "open", "seq": seqs[listing_id], "updated_at": now} for listing_id in listing_ids]
+    rows = [{"listing_id": listing_id, "status": "open", "seq": seqs[listing_id], "updated_at": now, "version": 1} for listing_id in listing_ids]
     statement = sqlite.insert(Book).values(rows)
     statement = statement.on_conflict_do_update(
-        index_elements=["listing_id"], set_={"seq": Book.seq + statement.excluded.seq, "updated_at": statement.excluded.updated_at}
+        index_elements=["listing_id"], set_={"seq": Book.seq + statement.excluded.seq, "updated_at": statement.excluded.updated_at, "version": Book.version + 1}
     ).returning(Book)
     return {book.listing_id: book for book in (await session.execute(statement, execution_options={"populate_existing": True})).scalars()}
 
@@ -372,11 +374,21 @@ _FIRST_PAGE_OF = """
 # book sides, in one statement (PostgreSQL; the order desk's): each row says which part it
 # answers. One statement shape for any set of book sides, each side's page read in its own index
 # order: a UNION of one SELECT per side was a new statement, compiled afresh, nearly every batch.
-_ORDERS_AND_FIRST_PAGES = sa.select(Order, sa.column("part", sa.Text())).from_statement(sa.text(
+ORDERS_AND_FIRST_PAGES_TEXT = (
     f"SELECT {_ORDER_COLUMNS}, 'order' AS part FROM orders AS o WHERE o.id = ANY(CAST(:ids AS VARCHAR[]))\nUNION ALL\n"
     + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS + ", 'page' AS part", side="sell", direction="ASC") + "\nUNION ALL\n"
     + _FIRST_PAGE_OF.format(columns=_ORDER_COLUMNS + ", 'page' AS part", side="buy", direction="DESC")
-).columns(*Order.__table__.columns, sa.column("part", sa.Text())))  # type: ignore[attr-defined]
+)
+_ORDERS_AND_FIRST_PAGES = sa.select(Order, sa.column("part", sa.Text())).from_statement(
+    sa.text(ORDERS_AND_FIRST_PAGES_TEXT).columns(*Order.__table__.columns, sa.column("part", sa.Text())))  # type: ignore[attr-defined]
+
+
+def orders_and_first_pages_parameters(order_ids: list[str], sides: list[tuple[str, str, str]]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"ids": order_ids, "page": MAKERS_FIRST_PAGE}
+    for maker_side in ("sell", "buy"):
+        parameters[f"{maker_side}_listings"] = [listing_id for listing_id, _, side in sides if side == maker_side]
+        parameters[f"{maker_side}_plans"] = [plan_id for _, plan_id, side in sides if side == maker_side]
+    return parameters
 
 
 async def orders_and_first_pages(
@@ -386,13 +398,17 @@ async def orders_and_first_pages(
     page `resting` reads of each of `sides` ((listing, plan, maker side)), in one round trip."""
     if not order_ids and not sides:
         return {}, {}
-    parameters: dict[str, Any] = {"ids": order_ids, "page": MAKERS_FIRST_PAGE}
-    for maker_side in ("sell", "buy"):
-        parameters[f"{maker_side}_listings"] = [listing_id for listing_id, _, side in sides if side == maker_side]
-        parameters[f"{maker_side}_plans"] = [plan_id for _, plan_id, side in sides if side == maker_side]
+    parameters = orders_and_first_pages_parameters(order_ids, sides)
+    return orders_and_pages_of(await session.execute(_ORDERS_AND_FIRST_PAGES, parameters, execution_options={"populate_existing": True}), sides)
+
+
+def orders_and_pages_of(
+    rows: Iterable[tuple[Order, str]], sides: list[tuple[str, str, str]]
+) -> tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]:
+    """The rows of `ORDERS_AND_FIRST_PAGES_TEXT` as the orders by id and the pages by side."""
     orders: dict[str, Order] = {}
     pages: dict[tuple[str, str, str], list[Order]] = {side: [] for side in sides}
-    for order, part in await session.execute(_ORDERS_AND_FIRST_PAGES, parameters, execution_options={"populate_existing": True}):
+    for order, part in rows:
         if part == "order":
             orders[order.id] = order
         else:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from exchange.app import create_app
+from exchange.auth import authenticate
 from exchange.core.canonical import sha256_hex
 from exchange.db import Database
 from exchange.orders import desk, matching, service, surveillance, windows
@@ -476,12 +477,41 @@ async def test_a_batch_whose_book_lock_waited_reads_its_facts_again(
         async with db.write() as holder:
             await service.lock_books(holder, {listing["id"]: 1}, clock.now)  # another writer takes a number
             waiting = asyncio.create_task(bid())
-            await until_a_statement_waits_for_a_lock(db, "seen_seq")
+            await until_a_statement_waits_for_a_lock(db, "seen_version")
         placed = await waiting
     finally:
         await db.dispose()
     assert placed.status_code == 201 and placed.json()["status"] == "open", placed.text
     assert read_again == [1]
+    assert (await batch_metrics(served))["exchange_order_batches_failed_total"] == 0
+    await market.verify_ledger()
+
+
+async def test_a_batch_whose_book_lock_waited_for_a_cancel_reads_the_book_again(market: Market, api: Api, served: Served, clock: MovableClock) -> None:
+    """The batch reads the book's resting orders in the statement that locks the book, as of the
+    statement's start. A cancel takes no order number, only the lock: when the batch's lock
+    waited for one, the book is read again after it, and the batch's buy does not fill against
+    the order cancelled meanwhile."""
+    listing = await quota_listing(market)
+    _, buyer = await market.buyer(10**9)
+    resting = await market.order(market.vendor, listing, side="sell", type="limit", price=10_000, quantity=1, time_in_force="gtc")
+    assert resting.status_code == 201, resting.text
+    db = Database(api.settings)
+    try:
+        async with db.write() as holder:
+            vendor = await authenticate(holder, f"Bearer {market.vendor}")
+            assert vendor is not None
+            cancelled = await service.cancel(holder, Ledger(api.settings), vendor, resting.json()["id"], clock.now)  # locks the book, takes no number
+            assert cancelled.status == "cancelled"
+            buying = asyncio.create_task(served.order(buyer, listing, side="buy", type="limit", price=10_000, quantity=1, time_in_force="ioc"))
+            await until_a_statement_waits_for_a_lock(db, "seen_version")
+        bought = await buying
+    finally:
+        await db.dispose()
+    assert bought.status_code == 201, bought.text
+    assert bought.json()["fills"] == [] and bought.json()["status"] == "cancelled", bought.json()
+    sell = (await api.request("GET", f"/v1/orders/{resting.json()['id']}", market.vendor)).json()
+    assert sell["status"] == "cancelled" and sell["remaining"] == 1, sell
     assert (await batch_metrics(served))["exchange_order_batches_failed_total"] == 0
     await market.verify_ledger()
 
