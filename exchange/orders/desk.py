@@ -174,10 +174,10 @@ class Cancel:
 
 Answer = Response[Any] | OrderOut | Exception | None
 Facts = tuple[dict[str, int], dict[str, int], dict[str, int] | None]
-Pages = tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]
-"""The orders read again by id, and the first page of each book side ((listing, plan, maker side))."""
 """What a batch's rules and funds checks read (`OrderDesk._facts`): the parties' orders of the
 last minute, their available balances, and this month's volumes when a fee tier needs them."""
+Pages = tuple[dict[str, Order], dict[tuple[str, str, str], list[Order]]]
+"""The orders read again by id, and the first page of each book side ((listing, plan, maker side))."""
 
 
 @dataclass

@@ -54,7 +54,8 @@ async def listed_plan(session: AsyncSession, listing_id: str, plan_id: str) -> t
 async def lock_book(session: AsyncSession, listing_id: str, now: datetime, *, next_seq: bool = False, seqs: int = 0) -> Book:
     """The listing's book row, locked until the transaction ends (created on first use), in one
     statement; with `next_seq` it also takes the next order sequence number (`seqs`: that many
-    numbers, the last of them in `seq`)."""
+    numbers, the last of them in `seq`). Every lock adds one to the book's `version`, whether it
+    takes numbers or not: the order desk's reads under the lock rely on it."""
     taken = seqs or (1 if next_seq else 0)
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     statement = insert(Book).values(listing_id=listing_id, status="open", seq=taken, updated_at=now, version=1)
