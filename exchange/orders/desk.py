@@ -370,9 +370,10 @@ class OrderDesk:
             # The books locked, with the cancels' orders as they stand under the locks (a batch or
             # a cancel may have filled or cancelled them meanwhile), the first page of every book
             # side the batch's orders trade against, and the facts: read again when a lock waited.
-            books, read, facts = await self._lock_and_read(session, rules, per_book, placing, cancel_ids, now)
+            sides = self._sides(placing)
+            books, read, facts = await self._lock_and_read(session, rules, per_book, placing, sides, cancel_ids, now)
             if read is None:
-                read = await service.orders_and_first_pages(session, cancel_ids, self._sides(placing))
+                read = await service.orders_and_first_pages(session, cancel_ids, sides)
             reread, pages = read
             # Each book's last number before this batch: every trade numbered up to it is committed.
             before = {listing_id: books[listing_id].seq - count for listing_id, count in per_book.items()}
@@ -572,14 +573,16 @@ class OrderDesk:
 
     @classmethod
     async def _lock_and_read(
-        cls, session: Any, rules: store.ActiveRules, per_book: dict[str, int], placing: list[tuple[int, _Placing]], cancel_ids: list[str], now: datetime
+        cls, session: Any, rules: store.ActiveRules, per_book: dict[str, int], placing: list[tuple[int, _Placing]],
+        sides: list[tuple[str, str, str]], cancel_ids: list[str], now: datetime,
     ) -> tuple[dict[str, Book], Pages | None, Facts | None]:
-        """`service.lock_books`, with `service.orders_and_first_pages` and the facts of `_facts`
-        read in the same round trip: None for those when a lock waited for another writer of
-        its book (read them again), and for the facts when the batch places nothing."""
+        """The books' locks (as `service.lock_book` takes them), with `service.orders_and_first_pages`
+        of `sides` and the facts of `_facts` read in the same round trip: None for those when a
+        lock waited for another writer of its book (read them again), and for the facts when the
+        batch places nothing."""
         listing_ids = sorted(per_book)
         parameters = {"listing_ids": listing_ids, "seqs": [per_book[listing_id] for listing_id in listing_ids], "now": now,
-                      **service.orders_and_first_pages_parameters(cancel_ids, cls._sides(placing)), **cls._fact_parameters(rules, placing, now)}
+                      **service.orders_and_first_pages_parameters(cancel_ids, sides), **cls._fact_parameters(rules, placing, now)}
         books: dict[str, Book] = {}
         unmoved = True
         orders: list[tuple[Order, str]] = []
@@ -594,7 +597,7 @@ class OrderDesk:
                 orders.append((order, part))
         if not unmoved:
             return books, None, None
-        return books, service.orders_and_pages_of(orders, cls._sides(placing)), cls._decoded_facts(parameters, parts) if placing else None
+        return books, service.orders_and_pages_of(orders, sides), cls._decoded_facts(parameters, parts) if placing else None
 
     @staticmethod
     def _fact_parameters(rules: store.ActiveRules, placing: list[tuple[int, _Placing]], now: datetime) -> dict[str, Any]:

@@ -77,9 +77,11 @@ _BOOK_COLUMNS = ", ".join(column.name for column in Book.__table__.columns)  # t
 
 
 def lock_books_text(also: str = "") -> str:
-    """The statement of `lock_books` on PostgreSQL; `also`: more columns for its RETURNING. One
-    statement shape for any number of books (arrays, not one VALUES row each): SQLAlchemy
-    compiles a many-row VALUES statement afresh every time."""
+    """`lock_book` for many books in one statement on PostgreSQL (the order desk's), taking
+    `:seqs` numbers of each of `:listing_ids`, in listing order as everywhere that takes several
+    books; `also`: more columns for its RETURNING. One statement shape for any number of books
+    (arrays, not one VALUES row each): SQLAlchemy compiles a many-row VALUES statement afresh
+    every time."""
     return f"""
     INSERT INTO books (listing_id, status, seq, updated_at, version)
     SELECT listing_id, 'open', seq, CAST(:now AS TIMESTAMPTZ), 1 FROM unnest(CAST(:listing_ids AS VARCHAR[]), CAST(:seqs AS BIGINT[])) AS given(listing_id, seq)
@@ -87,26 +89,6 @@ def lock_books_text(also: str = "") -> str:
     ON CONFLICT (listing_id) DO UPDATE SET seq = books.seq + excluded.seq, updated_at = excluded.updated_at, version = books.version + 1
     RETURNING {_BOOK_COLUMNS}{also}
 """
-
-
-_LOCK_BOOKS = sa.select(Book).from_statement(sa.text(lock_books_text()).bindparams(
-    sa.bindparam("now", type_=Book.__table__.c.updated_at.type)).columns(*Book.__table__.columns))  # type: ignore[attr-defined]
-
-
-async def lock_books(session: AsyncSession, seqs: dict[str, int], now: datetime) -> dict[str, Book]:
-    """`lock_book` for many books in one statement, taking `seqs[listing_id]` numbers of each.
-    Rows are locked in listing order, as everywhere that takes several books."""
-    listing_ids = sorted(seqs)
-    if session.bind.dialect.name == "postgresql":
-        parameters = {"listing_ids": listing_ids, "seqs": [seqs[listing_id] for listing_id in listing_ids], "now": now}
-        result = await session.execute(_LOCK_BOOKS, parameters, execution_options={"populate_existing": True})
-        return {book.listing_id: book for book in result.scalars()}
-    rows = [{"listing_id": listing_id, "status": "open", "seq": seqs[listing_id], "updated_at": now, "version": 1} for listing_id in listing_ids]
-    statement = sqlite.insert(Book).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["listing_id"], set_={"seq": Book.seq + statement.excluded.seq, "updated_at": statement.excluded.updated_at, "version": Book.version + 1}
-    ).returning(Book)
-    return {book.listing_id: book for book in (await session.execute(statement, execution_options={"populate_existing": True})).scalars()}
 
 
 def reference_price(plan: dict[str, Any]) -> int | None:

@@ -475,7 +475,7 @@ async def test_a_batch_whose_book_lock_waited_reads_its_facts_again(
     db = Database(api.settings)
     try:
         async with db.write() as holder:
-            await service.lock_books(holder, {listing["id"]: 1}, clock.now)  # another writer takes a number
+            await service.lock_book(holder, listing["id"], clock.now, next_seq=True)  # another writer takes a number
             waiting = asyncio.create_task(bid())
             await until_a_statement_waits_for_a_lock(db, "seen_version")
         placed = await waiting
