@@ -259,6 +259,74 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
     return stats
 
 
+async def drive_open(host: str, port: int, next_request: Next, *, rate: float, seconds: float, warmup_s: float = 1.0, seed: int = 1,
+                     connections_max: int = 256, drain_s: float = 30.0) -> Stats:
+    """An open loop: requests arrive `rate` a second on average, at exponentially distributed
+    intervals (a Poisson stream, as from many independent clients), whether or not the earlier
+    ones were answered. Each goes out on an idle keep-alive connection, or a new one when none is
+    idle (up to `connections_max`; past that it waits for one). Its latency runs from the moment
+    it was due to its answer, so a server that falls behind is charged for the whole backlog,
+    waits for a connection included (no coordinated omission). Counted: the requests due in the
+    `seconds` after `warmup_s`; each is waited for up to `drain_s` after the last is due, and one
+    still unanswered then is an error."""
+    stats = Stats()
+    rng, arrivals = random.Random(seed), random.Random(seed + 1)
+    loop = asyncio.get_running_loop()
+    idle: list[Connection] = []
+    slots = asyncio.Semaphore(connections_max)
+    pending: dict[asyncio.Task[None], bool] = {}  # each request on its way, and whether it is counted
+    window = [float("inf"), float("inf")]  # [start, end) of the due times counted
+    latencies, errors = stats.latencies, stats.errors
+
+    async def one(kind: str, raw: bytes, check: Callable[[int, bytes], bool] | None, due: float) -> None:
+        counted = window[0] <= due < window[1]
+        async with slots:
+            connection = idle.pop() if idle else Connection(host, port)
+            try:
+                status, body = await connection.send(raw)
+            except (ConnectionError, OSError) as error:
+                connection.close()
+                if counted:
+                    errors[f"{kind} {type(error).__name__}"] = errors.get(f"{kind} {type(error).__name__}", 0) + 1
+                return
+            idle.append(connection)
+        elapsed = loop.time() - due
+        ok = check(status, body) if check is not None else status < 400
+        if counted:
+            latencies.setdefault(kind, []).append(elapsed)
+            if not ok:
+                errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
+                stats.samples.setdefault(f"{kind} {status}", body[:300])
+
+    started = loop.time()
+    window[0], window[1] = started + warmup_s, started + warmup_s + seconds
+    cpu = None
+    due = started
+    while due < window[1]:
+        now = loop.time()
+        if cpu is None and now >= window[0]:
+            cpu = _cpu()
+        while due <= now and due < window[1]:
+            kind, raw, check = next_request(rng)
+            task = asyncio.create_task(one(kind, raw, check, due))
+            pending[task] = window[0] <= due < window[1]
+            task.add_done_callback(pending.pop)
+            due += arrivals.expovariate(rate)
+        await asyncio.sleep(max(0.0, min(due, window[1]) - loop.time()))
+    stats.seconds = seconds
+    stats.cpu_seconds = _cpu() - (cpu if cpu is not None else _cpu())
+    if pending:
+        counted = dict(pending)
+        _, late = await asyncio.wait(counted, timeout=drain_s)
+        for task in late:
+            task.cancel()
+        if any(counted[task] for task in late):
+            errors["unanswered after the run"] = sum(counted[task] for task in late)
+    for connection in idle:
+        connection.close()
+    return stats
+
+
 # ── the generator's own ceiling ──
 
 _CANNED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"

@@ -6,6 +6,14 @@ keep-alive connection per client, on loopback, sharing this machine's cores with
     .venv/bin/python benchmarks/load.py --serve --orders-only --echo  # order entry: one `exchange serve`, and the echo baseline
     .venv/bin/python benchmarks/load.py --recipe --orders-only --processes 1,3   # how order entry grows from 1 to 3 processes
     .venv/bin/python benchmarks/load.py --echo-only                   # the bare Litestar echo route alone
+    .venv/bin/python benchmarks/load.py --recipe --offer 1000 --buyers 2000 --order-rate rules   # an open loop
+
+Loops. By default a closed loop: --concurrency clients, each sending its next request when the
+last is answered, so the load eases as the server slows. --offer N is an open loop instead: N
+orders a second offered (and the rest of the mix in proportion) as a Poisson stream, each on an
+idle connection or a new one, whether or not earlier ones were answered, as from many
+independent participants; each request's latency runs from when it was due, so a server that
+falls behind is charged for its backlog (httpload.drive_open).
 
 Workloads. Mixed (default): 55% orders (70% ioc buys that cross, 30% gtc buys that rest below the
 asks), 15% cancels of resting orders, 15% catalogue searches, 15% contract reads. --orders-only:
@@ -64,7 +72,7 @@ from common import (  # noqa: E402
     result,
     served,
 )
-from httpload import Connection, Stats, drive, prepare  # noqa: E402
+from httpload import Connection, Stats, drive, drive_open, prepare  # noqa: E402
 
 from exchange.settings import shipped_rules_dir  # noqa: E402
 
@@ -72,6 +80,7 @@ LISTINGS = 8
 BUYERS = 32
 DATABASE = "exchange_bench_load"
 REFERENCE = 10_000  # fen per unit
+ORDER_SHARE = 0.55  # of the mixed load's requests
 ORDER_AIM = ("≥", 1500)
 P99_AIM = ("≤", 50)
 
@@ -181,7 +190,7 @@ def mixed(host: str, world: dict[str, Any], idempotency: bool) -> Any:
     def next_request(rng: random.Random) -> tuple[str, bytes, Any]:
         buyer = rng.choice(buyers)
         roll = rng.random()
-        if roll < 0.55:
+        if roll < ORDER_SHARE:
             listing, plan, _ = rng.choice(listings)
             tif = "ioc" if rng.random() < 0.7 else "gtc"
             price = rng.randint(REFERENCE - 100, REFERENCE + 200) if tif == "ioc" else rng.randint(REFERENCE - 1000, REFERENCE - 200)
@@ -223,7 +232,11 @@ async def load_exchange(url: str, operator: str, args: argparse.Namespace, datab
     analysing = await stand_in_for_autovacuum(database_url) if database_url else None
     try:
         before = desk_figures(desk_metrics) if desk_metrics else {}
-        stats = await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
+        if args.offer:
+            rate = args.offer / (1.0 if args.orders_only else ORDER_SHARE)
+            stats = await drive_open(host, port, workload, rate=rate, seconds=args.seconds, warmup_s=args.warmup)
+        else:
+            stats = await drive(host, port, workload, connections=args.concurrency, seconds=args.seconds, warmup_s=args.warmup)
         if desk_metrics:
             report_desk(before, desk_figures(desk_metrics))
         return stats
@@ -443,6 +456,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the measured seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="connections, one client each")
+    parser.add_argument("--offer", type=float, metavar="ORDERS_PER_S",
+                        help="an open loop instead: offer this many orders a second, the rest of the mix in proportion, as a Poisson "
+                             "stream; latency runs from when each request was due (see httpload.drive_open)")
     parser.add_argument("--buyers", type=int, default=BUYERS, help="funded buyers the orders are spread over")
     parser.add_argument("--order-rate", default="100000",
                         help="orders a minute one participant may place, or `rules` for the shipped limit (then give enough --buyers)")

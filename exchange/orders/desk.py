@@ -201,6 +201,7 @@ class OrderDesk:
         self._waiting: list[Ticket | Cancel] = []
         self._running: asyncio.Task[None] | None = None
         self._recent_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
+        self._last_size = 0
         self._windows = TradeWindows()  # the circuit breaker's windows, brought up to date by each batch
         # The book of each order the desk left resting (the newest REMEMBERED_ORDERS): a batch
         # cancelling only such orders locks their books without reading the orders first.
@@ -232,6 +233,7 @@ class OrderDesk:
                 answers = await self._settle(batch, time.perf_counter() - lingering)
                 # The requests in play around this batch: it, and those that arrived while it ran.
                 self._recent_sizes.append(len(batch) + len(self._waiting))
+                self._last_size = len(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
                     if not ticket.answer.done():  # its client may have gone
                         ticket.answer.set_result(answer)
@@ -258,7 +260,16 @@ class OrderDesk:
         as many as were in play around the recent batches (each batch and the requests that
         arrived while it ran: counting the batch alone, a wave cut once stays cut, two groups
         of clients taking turns in half-size batches), or nothing arrived for two milliseconds,
-        or ten have passed; a lone client (recent batches of one) never waits."""
+        or ten have passed; a lone client (recent batches of one) never waits.
+
+        But when 3/4 of the last batch's count already wait, they arrived while it ran: they
+        have waited a whole batch, and clients that send without waiting for answers (an open
+        loop, as many independent participants do) keep the queue that full. Lingering then
+        made every batch wait up to ten steps more, and grow, and wait more: under a steady
+        1,000 orders a second, batches of 160 in 150 ms (docs/PERFORMANCE.md, "The eighth
+        night"). A closed loop's stragglers are fewer than that, and the wave is waited for."""
+        if self._recent_sizes and len(self._waiting) >= max(1, self._last_size * 3 // 4):
+            return
         expected = min(self.batch_max, max(1, max(self._recent_sizes, default=1) * 3 // 4))
         quiet = 0
         for _ in range(LINGER_STEPS):

@@ -1,5 +1,6 @@
 """How long the order desk lingers for a batch: until about as many requests wait as were in
-play around the recent batches (those batches, and what arrived while they ran)."""
+play around the recent batches (those batches, and what arrived while they ran), unless as many
+as 3/4 of the last batch already wait."""
 
 from __future__ import annotations
 
@@ -47,6 +48,45 @@ async def test_requests_that_arrived_during_a_batch_count_towards_the_next_wave(
     await asyncio.gather(*returning)
     assert sizes[0] == 30
     assert sizes[1] >= 33, sizes  # 3/4 of the 45 in play around the first batch
+
+
+async def test_a_queue_that_filled_while_the_batch_ran_goes_at_once() -> None:
+    """Clients that send whether or not they were answered (an open loop, as many independent
+    participants do): as many arrived while a batch of 30 ran as it held, and more keep coming,
+    one a millisecond. They have already waited a whole batch: the next starts with them at
+    once. Lingering until 3/4 of the 60 in play (45) had made every batch wait 15 ms more, and
+    grow, and wait more: under a steady 1,000 orders a second, batches of 160 in 150 ms."""
+    desk = OrderDesk(SimpleNamespace(settings=SimpleNamespace(order_batch_max=256)))  # type: ignore[arg-type]
+    sizes: list[int] = []
+    gathered: list[float] = []
+    arriving: list[asyncio.Task[Any]] = []
+
+    def request() -> asyncio.Task[Any]:
+        return asyncio.create_task(desk.place(Cancel(authorization=None, order_id="ord")))
+
+    async def steady(count: int) -> None:
+        for _ in range(count):
+            await asyncio.sleep(0.001)
+            arriving.append(request())
+
+    async def settle(batch: list[Any], gathered_s: float) -> list[Any]:
+        sizes.append(len(batch))
+        gathered.append(gathered_s)
+        if len(sizes) == 1:
+            arriving.extend(request() for _ in range(30))  # arrived while the batch ran
+            await asyncio.sleep(0)
+            arriving.append(asyncio.create_task(steady(40)))
+        return [ALONE] * len(batch)
+
+    desk._settle = settle  # type: ignore[method-assign]
+    desk._recent_sizes.extend([60] * 8)  # the recent batches, and what arrived while they ran
+    await asyncio.gather(*(request() for _ in range(30)))
+    while len(sizes) < 2:
+        await asyncio.sleep(0.001)
+    assert sizes[1] <= 32, sizes  # the 30 that waited (and at most a straggler or two), not 45
+    assert gathered[1] < 0.002, gathered
+    for task in list(arriving):
+        await task
 
 
 async def test_a_desk_that_breaks_fails_its_batch_and_sends_the_waiting_requests_alone() -> None:
