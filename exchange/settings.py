@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: str = "info"
     db_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
     """Longest a single database statement may run."""
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 30
+    """PostgreSQL connections one process keeps (opened as needed, then kept); past them, a
+    request waits for one (up to db_timeout_s)."""
     body_bytes_max: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     signing_key_file: str = "var/signing.key"
     """The ledger's Ed25519 private key (PKCS#8 PEM), created with mode 0600 on first use."""

@@ -78,3 +78,24 @@ async def test_a_read_from_the_driver_gets_a_new_connection_after_the_database_d
     finally:
         await other.dispose()
         await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_burst_of_reads_keeps_the_connections_it_opened(clean_database_url: str) -> None:
+    """Connections are opened as reads need them and then kept: a second burst as wide as the
+    first borrows the same ones, and one wider than the pool waits for one of them. A pool that
+    closed what came back past its size opened new PostgreSQL backends under every burst."""
+    db = Database(Settings(database_url=clean_database_url, db_pool_size=12))
+    sleeping = sa.select(sa.func.pg_backend_pid(), sa.func.pg_sleep(0.05))
+
+    async def burst(width: int) -> set[int]:
+        answers = await asyncio.gather(*(db.rows(sleeping, {}) for _ in range(width)))
+        return {rows[0][0] for rows in answers if rows is not None}
+
+    try:
+        first = await burst(12)
+        assert len(first) == 12  # all at once: one connection each
+        assert await burst(12) == first
+        assert await burst(20) <= first
+    finally:
+        await db.dispose()
