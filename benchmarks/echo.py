@@ -32,12 +32,14 @@ def create_app() -> Litestar:
 def main() -> None:
     import uvicorn
 
+    from exchange.oneflush import OneWriteHttpProtocol
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8300)
     args = parser.parse_args()
     # The same options as exchange.cli.cmd_serve.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=30)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=30, http=OneWriteHttpProtocol)
 
 
 if __name__ == "__main__":
