@@ -18,12 +18,25 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_port, header, percentile, result  # noqa: E402
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run the generator on uvloop, as uvicorn runs the server: it shares the cores with the
+    server, and on asyncio's own loop it drove a third fewer requests per second of its CPU
+    (this file's ceiling: 54,539 requests/s against 72,725, 8 s each)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 class HttpError(ConnectionError):
@@ -218,13 +231,12 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
     `warmup_s` (not counted) and then `seconds`."""
     stats = Stats()
     rng = random.Random(seed)
-    loop = asyncio.get_running_loop()
     state = {"counting": False, "stop": False}
 
     async def worker() -> None:
         connection = Connection(host, port)
         latencies, errors = stats.latencies, stats.errors
-        clock = loop.time
+        clock = time.perf_counter  # not loop.time: uvloop's counts whole milliseconds, as of the loop's last turn
         try:
             while not state["stop"]:
                 kind, raw, check = next_request(rng)
@@ -271,7 +283,6 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
     still unanswered then is an error."""
     stats = Stats()
     rng, arrivals = random.Random(seed), random.Random(seed + 1)
-    loop = asyncio.get_running_loop()
     idle: list[Connection] = []
     slots = asyncio.Semaphore(connections_max)
     pending: dict[asyncio.Task[None], bool] = {}  # each request on its way, and whether it is counted
@@ -290,7 +301,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
                     errors[f"{kind} {type(error).__name__}"] = errors.get(f"{kind} {type(error).__name__}", 0) + 1
                 return
             idle.append(connection)
-        elapsed = loop.time() - due
+        elapsed = time.perf_counter() - due
         ok = check(status, body) if check is not None else status < 400
         if counted:
             latencies.setdefault(kind, []).append(elapsed)
@@ -298,12 +309,12 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
                 errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
                 stats.samples.setdefault(f"{kind} {status}", body[:300])
 
-    started = loop.time()
+    started = time.perf_counter()  # not loop.time: uvloop's counts whole milliseconds
     window[0], window[1] = started + warmup_s, started + warmup_s + seconds
     cpu = None
     due = started
     while due < window[1]:
-        now = loop.time()
+        now = time.perf_counter()
         if cpu is None and now >= window[0]:
             cpu = _cpu()
         while due <= now and due < window[1]:
@@ -312,7 +323,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
             pending[task] = window[0] <= due < window[1]
             task.add_done_callback(pending.pop)
             due += arrivals.expovariate(rate)
-        await asyncio.sleep(max(0.0, min(due, window[1]) - loop.time()))
+        await asyncio.sleep(max(0.0, min(due, window[1]) - time.perf_counter()))
     stats.seconds = seconds
     stats.cpu_seconds = _cpu() - (cpu if cpu is not None else _cpu())
     if pending:
@@ -370,7 +381,7 @@ def main() -> None:
     parser.add_argument("--null-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.null_server:
-        asyncio.run(null_server(args.null_server))
+        run(null_server(args.null_server))
         return
     header()
     port = free_port()
@@ -379,11 +390,11 @@ def main() -> None:
         body = b'{"listing_id": "lst_0123456789", "plan_id": "pln_0123456789", "side": "buy", "quantity": 3, "price": 10050}'
         raw = prepare("POST", "/v1/orders", "127.0.0.1", body, {"Authorization": "Bearer " + "k" * 43})
 
-        async def run() -> Stats:
+        async def load() -> Stats:
             await wait_until_served("127.0.0.1", port, "/")
             return await drive("127.0.0.1", port, lambda rng: ("request", raw, None), connections=args.connections, seconds=args.seconds)
 
-        stats = asyncio.run(run())
+        stats = run(load())
     finally:
         server.terminate()
         server.wait()

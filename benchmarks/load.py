@@ -72,7 +72,7 @@ from common import (  # noqa: E402
     result,
     served,
 )
-from httpload import Connection, Stats, drive, drive_open, prepare  # noqa: E402
+from httpload import Connection, Stats, drive, drive_open, prepare, run  # noqa: E402
 
 from exchange.settings import shipped_rules_dir  # noqa: E402
 
@@ -346,7 +346,7 @@ def measure_echo(args: argparse.Namespace, workdir: Path) -> Stats:
     port = free_port()
     argv = [sys.executable, str(ROOT / "benchmarks" / "echo.py"), "--port", str(port)]
     with served(argv, dict(os.environ), f"http://127.0.0.1:{port}/health", workdir / "echo.log"):
-        stats = asyncio.run(load_echo(port, args))
+        stats = run(load_echo(port, args))
     stats.report(f"echo baseline (bare Litestar POST /echo, one uvicorn process, {args.concurrency} connections)")
     size = f"{args.concurrency} connections, {args.seconds:g} s"
     result("echo baseline (bare Litestar)", round(stats.rate()), "requests/s", size=size,
@@ -383,7 +383,7 @@ def serve_one(args: argparse.Namespace, echo: Stats | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         with one_exchange(DATABASE, workdir) as (url, _, port):
-            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args, url))
+            stats = run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args, url))
         if stats.error_count:
             show_server_errors([workdir / "serve.log"])
         report_orders(stats, args, f"one `exchange serve` process on PostgreSQL, {args.concurrency} connections", "1 process, no proxy", echo)
@@ -421,7 +421,7 @@ def recipe(args: argparse.Namespace, processes: int, echo: Stats | None) -> Stat
             raise SystemExit(f"deploy/local/run.sh start failed: {started.stdout}{started.stderr}")
         try:
             # The first app process takes the orders (deploy/local/run.sh): its /metrics shows its desk.
-            stats = asyncio.run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args,
+            stats = run(load_exchange(f"http://127.0.0.1:{base}", (Path(folder) / "operator.key").read_text().strip(), args,
                                               postgres_url(DATABASE), f"http://127.0.0.1:{base + 1}/metrics"))
             if stats.error_count:
                 show_server_errors(sorted(Path(folder).glob("app-*.log")))
@@ -486,7 +486,7 @@ def main() -> None:
         return
     if not args.url or not args.operator_key:
         parser.error("give --url and --operator-key, or --serve, or --recipe")
-    stats = asyncio.run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url, args.desk_metrics))
+    stats = run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url, args.desk_metrics))
     report_orders(stats, args, f"{args.url}, {args.concurrency} connections", args.url, echo)
 
 
