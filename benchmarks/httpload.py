@@ -188,6 +188,17 @@ class Stats:
     cpu_seconds: float = 0.0
     """CPU time the generator process used during the run (user + system)."""
 
+    def answered(self, kind: str, elapsed: float, ok: bool, status: int, body: bytes) -> None:
+        """Count one answered request: its latency, and whether it was an error."""
+        self.latencies.setdefault(kind, []).append(elapsed)
+        if not ok:
+            self.errors[f"{kind} {status}"] = self.errors.get(f"{kind} {status}", 0) + 1
+            self.samples.setdefault(f"{kind} {status}", body[:300])
+
+    def failed(self, kind: str, error: BaseException) -> None:
+        """Count one request the connection failed."""
+        self.errors[f"{kind} {type(error).__name__}"] = self.errors.get(f"{kind} {type(error).__name__}", 0) + 1
+
     @property
     def requests(self) -> int:
         return sum(len(v) for v in self.latencies.values())
@@ -235,7 +246,6 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
 
     async def worker() -> None:
         connection = Connection(host, port)
-        latencies, errors = stats.latencies, stats.errors
         clock = time.perf_counter  # not loop.time: uvloop's counts whole milliseconds, as of the loop's last turn
         try:
             while not state["stop"]:
@@ -245,16 +255,13 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
                     status, body = await connection.send(raw)
                 except (ConnectionError, OSError) as error:
                     if state["counting"]:
-                        errors[f"{kind} {type(error).__name__}"] = errors.get(f"{kind} {type(error).__name__}", 0) + 1
+                        stats.failed(kind, error)
                     await asyncio.sleep(0.01)
                     continue
                 elapsed = clock() - started
                 ok = check(status, body) if check is not None else status < 400
                 if state["counting"]:
-                    latencies.setdefault(kind, []).append(elapsed)
-                    if not ok:
-                        errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
-                        stats.samples.setdefault(f"{kind} {status}", body[:300])
+                    stats.answered(kind, elapsed, ok, status, body)
         finally:
             connection.close()
 
@@ -286,11 +293,10 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
     idle: list[Connection] = []
     slots = asyncio.Semaphore(connections_max)
     pending: dict[asyncio.Task[None], bool] = {}  # each request on its way, and whether it is counted
-    window = [float("inf"), float("inf")]  # [start, end) of the due times counted
-    latencies, errors = stats.latencies, stats.errors
+    started = time.perf_counter()  # not loop.time: uvloop's counts whole milliseconds
+    begin, end = started + warmup_s, started + warmup_s + seconds  # the due times counted
 
-    async def one(kind: str, raw: bytes, check: Callable[[int, bytes], bool] | None, due: float) -> None:
-        counted = window[0] <= due < window[1]
+    async def one(kind: str, raw: bytes, check: Callable[[int, bytes], bool] | None, due: float, counted: bool) -> None:
         async with slots:
             connection = idle.pop() if idle else Connection(host, port)
             try:
@@ -298,32 +304,28 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
             except (ConnectionError, OSError) as error:
                 connection.close()
                 if counted:
-                    errors[f"{kind} {type(error).__name__}"] = errors.get(f"{kind} {type(error).__name__}", 0) + 1
+                    stats.failed(kind, error)
                 return
             idle.append(connection)
         elapsed = time.perf_counter() - due
-        ok = check(status, body) if check is not None else status < 400
+        ok = check(status, body) if check is not None else status < 400  # always: the workload learns from its answers
         if counted:
-            latencies.setdefault(kind, []).append(elapsed)
-            if not ok:
-                errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
-                stats.samples.setdefault(f"{kind} {status}", body[:300])
+            stats.answered(kind, elapsed, ok, status, body)
 
-    started = time.perf_counter()  # not loop.time: uvloop's counts whole milliseconds
-    window[0], window[1] = started + warmup_s, started + warmup_s + seconds
     cpu = None
     due = started
-    while due < window[1]:
+    while due < end:
         now = time.perf_counter()
-        if cpu is None and now >= window[0]:
+        if cpu is None and now >= begin:
             cpu = _cpu()
-        while due <= now and due < window[1]:
+        while due <= now and due < end:
             kind, raw, check = next_request(rng)
-            task = asyncio.create_task(one(kind, raw, check, due))
-            pending[task] = window[0] <= due < window[1]
+            counted = begin <= due
+            task = asyncio.create_task(one(kind, raw, check, due, counted))
+            pending[task] = counted
             task.add_done_callback(pending.pop)
             due += arrivals.expovariate(rate)
-        await asyncio.sleep(max(0.0, min(due, window[1]) - time.perf_counter()))
+        await asyncio.sleep(max(0.0, min(due, end) - time.perf_counter()))
     stats.seconds = seconds
     stats.cpu_seconds = _cpu() - (cpu if cpu is not None else _cpu())
     if pending:
@@ -332,7 +334,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
         for task in late:
             task.cancel()
         if any(counted[task] for task in late):
-            errors["unanswered after the run"] = sum(counted[task] for task in late)
+            stats.errors["unanswered after the run"] = sum(counted[task] for task in late)
     for connection in idle:
         connection.close()
     return stats

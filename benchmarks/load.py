@@ -354,9 +354,14 @@ def measure_echo(args: argparse.Namespace, workdir: Path) -> Stats:
     return stats
 
 
+def loop_text(args: argparse.Namespace) -> str:
+    """The load's loop: its connections (closed), or the orders a second it offers (open)."""
+    return f"open loop, {args.offer:,g} orders/s offered" if args.offer else f"{args.concurrency} connections"
+
+
 def size_text(args: argparse.Namespace, where: str) -> str:
     buyers = "" if args.buyers == BUYERS and args.order_rate == "100000" else f", {args.buyers:,} buyers, order rate {args.order_rate}"
-    return f"{args.concurrency} connections, {args.seconds:g} s, {LISTINGS} books{buyers}, {where}"
+    return f"{loop_text(args)}, {args.seconds:g} s, {LISTINGS} books{buyers}, {where}"
 
 
 def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str, echo: Stats | None) -> None:
@@ -386,7 +391,7 @@ def serve_one(args: argparse.Namespace, echo: Stats | None) -> None:
             stats = run(load_exchange(f"http://127.0.0.1:{port}", (workdir / "operator.key").read_text().strip(), args, url))
         if stats.error_count:
             show_server_errors([workdir / "serve.log"])
-        report_orders(stats, args, f"one `exchange serve` process on PostgreSQL, {args.concurrency} connections", "1 process, no proxy", echo)
+        report_orders(stats, args, f"one `exchange serve` process on PostgreSQL, {loop_text(args)}", "1 process, no proxy", echo)
 
 
 def show_server_errors(logs: list[Path], most: int = 5) -> None:
@@ -428,7 +433,7 @@ def recipe(args: argparse.Namespace, processes: int, echo: Stats | None) -> Stat
         finally:
             subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True)
             time.sleep(1)  # SIGTERM: let the processes close their connections before the next database drop
-    label = f"deploy recipe: {processes} app process{'es' if processes > 1 else ''} + nginx on PostgreSQL, {args.concurrency} connections"
+    label = f"deploy recipe: {processes} app process{'es' if processes > 1 else ''} + nginx on PostgreSQL, {loop_text(args)}"
     if args.orders_only:
         stats.report(label)
         result(f"order entry, recipe, {processes} process{'es' if processes > 1 else ''}", round(stats.rate("order")), "orders/s",
@@ -487,7 +492,7 @@ def main() -> None:
     if not args.url or not args.operator_key:
         parser.error("give --url and --operator-key, or --serve, or --recipe")
     stats = run(load_exchange(args.url.rstrip("/"), Path(args.operator_key).read_text().strip(), args, args.database_url, args.desk_metrics))
-    report_orders(stats, args, f"{args.url}, {args.concurrency} connections", args.url, echo)
+    report_orders(stats, args, f"{args.url}, {loop_text(args)}", args.url, echo)
 
 
 if __name__ == "__main__":

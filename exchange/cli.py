@@ -67,7 +67,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to the timeout),
     # then runs the app's shutdown hooks (the head signer stops, connections close).
     # Each response in one write (exchange/oneflush.py): the bare echo route served 15,315
-    # requests/s so against 10,956 with uvicorn's two writes a response.
+    # requests/s so, against 10,956 with uvicorn's two writes a response.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                 http=OneWriteHttpProtocol)
     return 0

@@ -265,8 +265,8 @@ class OrderDesk:
         But when 3/4 of the last batch's count already wait, they arrived while it ran: they
         have waited a whole batch, and clients that send without waiting for answers (an open
         loop, as many independent participants do) keep the queue that full. Lingering then
-        made every batch wait up to ten steps more, and grow, and wait more: under a steady
-        1,000 orders a second, batches of 160 in 150 ms (docs/PERFORMANCE.md, "The eighth
+        made every batch wait up to ten steps more, and grow, and wait more: at a steady 700
+        orders a second offered, batches of 165 in 152 ms (docs/PERFORMANCE.md, "The eighth
         night"). A closed loop's stragglers are fewer than that, and the wave is waited for."""
         if self._recent_sizes and len(self._waiting) >= max(1, self._last_size * 3 // 4):
             return
