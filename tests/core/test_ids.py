@@ -29,3 +29,8 @@ def digits(number: int, width: int) -> str:
 def test_an_id_is_its_milliseconds_and_randomness_in_crockford_base32(millis: int, randomness: int) -> None:
     assert ids._base32(millis << 80 | randomness, 26) == digits(millis, 10) + digits(randomness, 16)
     assert ids.new_id("ord", now_ms=millis).startswith(f"ord_{digits(millis, 10)}")
+
+
+@given(st.integers(0, 2**170), st.integers(1, 33))
+def test_base32_gives_the_lowest_digits_at_any_width(number: int, width: int) -> None:
+    assert ids._base32(number, width) == digits(number % 32**width, width)
