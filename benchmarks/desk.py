@@ -14,8 +14,9 @@ so that the desk takes them as one batch, one batch after the other.
 
 Printed: requests a second through the desk alone (its serial ceiling), the batch's wall time
 (p50, p95), the CPU of this process per request (the desk and the set-up of its tickets, which
-is small), and statements per batch. A change to the desk shows here at a few percent, where
-the mixed load over HTTP moves by ten from run to run."""
+is small), statements per batch, and how long a batch waits for each kind of statement (by its
+first words). A change to the desk shows here at a few percent, where the mixed load over HTTP
+moves by ten from run to run."""
 
 from __future__ import annotations
 
@@ -58,7 +59,20 @@ async def run(exchange: Exchange, world: dict[str, Any], batches: int, size: int
     desk = exchange.desk
     assert desk is not None, "the desk runs on PostgreSQL with order_batch_max > 0"
     statements = [0]
-    sa.event.listen(exchange.db.writer.sync_engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1))
+    waited: dict[str, list[float]] = {}  # a statement's first words → [times run, seconds waited], in the timed batches
+    engine = exchange.db.writer.sync_engine
+
+    def sent(connection: Any, *_: Any) -> None:
+        statements[0] += 1
+        connection.info["desk_bench_sent"] = time.perf_counter()
+
+    def answered(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        spent = waited.setdefault(" ".join(statement.split()[:6])[:64], [0, 0.0])
+        spent[0] += 1
+        spent[1] += time.perf_counter() - connection.info.pop("desk_bench_sent")
+
+    sa.event.listen(engine, "before_cursor_execute", sent)
+    sa.event.listen(engine, "after_cursor_execute", answered)
     resting: list[tuple[str, str]] = []
     walls: list[float] = []
     counted = {"placed": 0, "cancelled": 0, "alone": 0, "refused": 0}
@@ -79,6 +93,8 @@ async def run(exchange: Exchange, world: dict[str, Any], batches: int, size: int
             requests.append(ticket(buyer, {"listing_id": listing, "plan_id": plan, "side": "buy", "type": "limit", "quantity": rng.randint(1, 5),
                                            "price": price, "time_in_force": tif}))
             owners.append(buyer)
+        if number == batches // 10:
+            waited.clear()
         before_cpu, before = time.process_time(), time.perf_counter()
         answers = await asyncio.gather(*(desk.place(request) for request in requests))
         elapsed = time.perf_counter() - before
@@ -104,6 +120,7 @@ async def run(exchange: Exchange, world: dict[str, Any], batches: int, size: int
     return {
         "rate": requests_timed / wall, "p50": percentile(walls, 0.50) * 1000, "p95": percentile(walls, 0.95) * 1000,
         "cpu_ms": cpu / requests_timed * 1000, "statements": statements[0] / batches, **counted,
+        "waited": sorted(((seconds / timed * 1000, count / timed, words) for words, (count, seconds) in waited.items()), reverse=True),
     }
 
 
@@ -147,6 +164,9 @@ def main() -> None:
     size = f"{args.batches} batches of {args.batch}, {args.buyers} buyers, 8 books" + ("" if args.order_rate == "100000" else f", order rate {args.order_rate}")
     print(f"the desk alone: {figures['rate']:,.0f} requests/s; a batch p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms; "
           f"{figures['cpu_ms']:.3f} ms of CPU a request; {figures['statements']:.1f} statements a batch")
+    print("  the batch's statements, as the desk waits for each (sent to answered; the commit not counted), a batch:")
+    for ms, count, words in figures["waited"][:6]:
+        print(f"    {ms:6.1f} ms  {count:4.1f}×  {words} …")
     print(f"  placed {figures['placed']:,}, cancelled {figures['cancelled']:,}, refused {figures['refused']:,}, left to the single-order path {figures['alone']:,}")
     note = f"batch p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms; {figures['statements']:.1f} statements a batch; alone {figures['alone']}"
     result("order desk alone", round(figures["rate"]), "requests/s", database="postgresql", size=size, note=note)
