@@ -102,9 +102,9 @@ class _Replay(NamedTuple):
 # tenth and scans the whole orders table once per participant (33 ms a batch on 3,800 orders,
 # and growing with them, against 2 ms).
 # The balances and volumes are read by one primary-key probe a name (LATERAL, kept apart by
-# OFFSET 0), not by `= ANY`: for some forty names the planner reckons that reading the whole
-# table costs less, and so it does while the table holds a few thousand rows (0.8 ms for the
-# accounts of 2,000 buyers, against 0.2; every batch, under the books' locks).
+# OFFSET 0), not by `= ANY`: for some forty names the planner judged a read of the whole table
+# the cheaper, which it is not with a few thousand rows (0.8 ms for the accounts of 2,000
+# buyers, against 0.2 by the probes; every batch, under the books' locks).
 _FACT_PARTS = (
     """(SELECT coalesce(CAST(json_agg(json_build_array(p.id, (SELECT count(*) FROM (
            SELECT 1 FROM orders WHERE orders.participant_id = p.id AND orders.created_at > :since
