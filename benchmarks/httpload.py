@@ -192,12 +192,15 @@ class Stats:
         """Count one answered request: its latency, and whether it was an error."""
         self.latencies.setdefault(kind, []).append(elapsed)
         if not ok:
-            self.errors[f"{kind} {status}"] = self.errors.get(f"{kind} {status}", 0) + 1
+            self._error(f"{kind} {status}")
             self.samples.setdefault(f"{kind} {status}", body[:300])
 
     def failed(self, kind: str, error: BaseException) -> None:
         """Count one request the connection failed."""
-        self.errors[f"{kind} {type(error).__name__}"] = self.errors.get(f"{kind} {type(error).__name__}", 0) + 1
+        self._error(f"{kind} {type(error).__name__}")
+
+    def _error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
 
     @property
     def requests(self) -> int:
