@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 
@@ -182,10 +182,12 @@ def _as_error(refused: Refused, journal_id: str | None = None) -> TransferRefuse
 
 
 async def post_journals(
-    session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime, *, with_rows: Sequence[Rows] = ()
+    session: AsyncSession, ledger: Ledger, journals: Sequence[JournalIn], now: datetime, *, with_rows: Sequence[Rows] = (),
+    before_write: Callable[[], Awaitable[None]] | None = None,
 ) -> list[Posted | TransferRefused]:
     """Apply a batch of journals; each result is the journal's entries or why it was refused.
-    `with_rows`: the caller's own rows, written with the ledger's (one round trip on PostgreSQL)."""
+    `with_rows`: the caller's own rows, written with the ledger's (one round trip on PostgreSQL);
+    `before_write`: awaited just before they are written (the order desk's contract signatures)."""
     state, reads = await _lock_and_read(session, ledger, journals)
     results: list[Posted | TransferRefused | None] = [None] * len(journals)
     batch_id = new_id("jrn")  # one id per batch, numbered: ids for thousands of journals cost nothing
@@ -231,8 +233,10 @@ async def post_journals(
             results[position] = _as_error(refused)
 
     if applied:
-        await _write(session, ledger, state, journals, journal_ids, applied, book, balances, set(pendings), now, results, with_rows)
+        await _write(session, ledger, state, journals, journal_ids, applied, book, balances, set(pendings), now, results, with_rows, before_write)
     else:
+        if before_write is not None:
+            await before_write()
         await write_together(session, *with_rows)
     for position, journal_id in replays.items():
         results[position] = await posted(session, journal_id)
@@ -382,6 +386,7 @@ async def _write(
     now: datetime,
     results: list[Any],
     with_rows: Sequence[Rows],
+    before_write: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     at = millis(now)
     hashes = {transfer.id: request_hash(transfer) for position, _ in applied for transfer in journals[position].transfers}
@@ -433,6 +438,8 @@ async def _write(
             })
     writes.append(Rows(_PENDING, new_pendings))
     writes.append(Rows(_PENDING, changed_pendings, key="id"))
+    if before_write is not None:
+        await before_write()
     await write_together(session, *writes, *with_rows)
 
     for position, offset, count in spans:

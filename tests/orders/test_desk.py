@@ -6,6 +6,7 @@ desk runs on PostgreSQL only."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import re
 import socket
@@ -21,13 +22,14 @@ import uvicorn
 
 from exchange.app import create_app
 from exchange.auth import authenticate
-from exchange.core.canonical import sha256_hex
+from exchange.core.canonical import canonical_bytes, sha256_hex
 from exchange.db import Database
 from exchange.orders import desk, matching, service, surveillance, windows
 from exchange.rulebook import store
 from exchange.rulebook.store import RulebookCache
 from exchange.settings import shipped_rules_dir
 from exchange.settlement.ledger import Ledger
+from exchange.settlement.signing import load_public_pem, verify_signature
 from exchange.tables import Book, Contract, Listing
 from tests.conftest import MovableClock
 from tests.harness import Api, until_a_statement_waits_for_a_lock
@@ -551,8 +553,14 @@ async def test_a_batch_reads_the_shadow_set_and_the_signing_key_as_they_stand(
     assert [r.status_code for r in placed] == [201] * 3, [r.text for r in placed]
     contract_ids = [c for r in placed for c in r.json()["contract_ids"]]
     assert len(contract_ids) == 3
+    keys = {k["key_id"]: k["public_key_pem"] for k in (await api.request("GET", "/v1/ledger/keys")).json()["keys"]}
     for contract_id in contract_ids:
-        assert (await api.request("GET", f"/v1/contracts/{contract_id}", buyer)).json()["key_id"] == rotated.key_id
+        contract = (await api.request("GET", f"/v1/contracts/{contract_id}", buyer)).json()
+        assert contract["key_id"] == rotated.key_id
+        # signed on another thread, once the batch had formed them all (desk._signing)
+        canonical = base64.b64decode(contract["canonical"])
+        assert canonical == canonical_bytes(contract["contract"])
+        assert verify_signature(load_public_pem(keys[rotated.key_id]), canonical, contract["signature"])
     assert (await batch_metrics(served))["exchange_order_batch_orders_count"] >= 1  # they were a batch's
 
     trading = (shipped_rules_dir() / "trading.toml").read_text(encoding="utf-8")
