@@ -472,6 +472,9 @@ class Contract(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_contracts_status_confirm_by", "status", "confirm_by"),
         sa.Index("ix_contracts_plan_kind", "plan_kind", "id"),  # the sweep's metered contracts, in id order
+        # A row (about 2.8 kB) is stored as it comes: over the default 2 kB, each insert tried to
+        # compress its terms and canonical bytes, and kept neither (migration 0022).
+        {"postgresql_with": {"toast_tuple_target": 4080}},
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -31,3 +33,15 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert differences == []
+
+
+@pytest.mark.postgres_only  # SQLite has no such setting
+async def test_contract_rows_are_not_compressed_below_4_kb(database_url: str) -> None:
+    """Migration 0022: PostgreSQL tries to compress a contract row's values only above 4 kB."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            options = (await connection.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = 'contracts'"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert "toast_tuple_target=4080" in (options or [])
