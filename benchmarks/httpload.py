@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import subprocess
@@ -187,6 +188,8 @@ class Stats:
     """The first answer body of each kind of error."""
     cpu_seconds: float = 0.0
     """CPU time the generator process used during the run (user + system)."""
+    machine: MachineCPU | None = None
+    """What the whole machine's cores did during the run (None: no /proc to read)."""
 
     def answered(self, kind: str, elapsed: float, ok: bool, status: int, body: bytes) -> None:
         """Count one answered request: its latency, and whether it was an error."""
@@ -229,10 +232,101 @@ class Stats:
         for kind in self.latencies:
             p50, p95, p99 = self.percentiles_ms(kind)
             print(f"  {kind:<9} {len(self.latencies[kind]):>8,}  {self.rate(kind):>8,.0f}/s  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms")
+        if self.machine is not None and self.requests:
+            print(f"  {self.machine.describe(self.requests)}")
         print(f"  errors: {self.errors or 'none'}")
         for kind, sample in self.samples.items():
             print(f"    first {kind}: {sample.decode(errors='replace')}")
         sys.stdout.flush()
+
+
+def _group(pid: int, command: str) -> str:
+    """Whose CPU a process's is, for `MachineCPU`."""
+    if pid == os.getpid():
+        return "the generator"
+    if "exchange serve" in command or "exchange-serve" in command:
+        return f"app {pid}"
+    for name in ("postgres", "nginx"):
+        if command.startswith(name) or f"/{name} " in command or command.endswith(f"/{name}"):
+            return "PostgreSQL" if name == "postgres" else name
+    return "other"
+
+
+def _processes() -> dict[int, tuple[str, int]]:
+    """Every process's group and CPU ticks so far (user + system)."""
+    found: dict[int, tuple[str, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat, open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # it ended meanwhile
+            continue
+        found[int(entry.name)] = (_group(int(entry.name), command), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """The machine's (idle, total) CPU ticks so far, over all cores."""
+    with open("/proc/stat") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)  # idle and iowait
+
+
+@dataclass
+class MachineCPU:
+    """The CPU every process on the machine used over a window, by whose it is: the app
+    processes one by one, PostgreSQL, nginx, this generator, the rest; and how idle the cores
+    were. Read from /proc (Linux), so that a run's figure comes with what it cost the machine:
+    on a 2-core machine the server, its database and the generator share the cores."""
+
+    seconds: float
+    cores: int
+    idle_share: float
+    """Of all the cores' time over the window, the share left idle."""
+    by_group: dict[str, float]
+    """CPU seconds over the window, by group."""
+
+    @classmethod
+    def start(cls) -> Callable[[], MachineCPU] | None:
+        """Start a window; the returned function ends it (None: no /proc on this system)."""
+        if not os.path.exists("/proc/stat"):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        cores = os.cpu_count() or 1
+        before, (idle_before, total_before), began = _processes(), _machine_ticks(), time.perf_counter()
+
+        def end() -> MachineCPU:
+            after, (idle_after, total_after) = _processes(), _machine_ticks()
+            seconds = time.perf_counter() - began
+            by_group: dict[str, float] = {}
+            for pid, (group, ticks) in after.items():
+                used = ticks - before[pid][1] if pid in before else ticks  # a process started meanwhile: all of it
+                if used > 0:
+                    by_group[group] = by_group.get(group, 0.0) + used / tick
+            idle = (idle_after - idle_before) / max(1, total_after - total_before)
+            return cls(seconds, cores, idle, by_group)
+
+        return end
+
+    @property
+    def busy_seconds(self) -> float:
+        return sum(self.by_group.values())
+
+    def per_request_ms(self, requests: int) -> float:
+        return 1000 * self.busy_seconds / requests if requests else 0.0
+
+    def describe(self, requests: int) -> str:
+        apps = sorted((g for g in self.by_group if g.startswith("app ")), key=lambda g: -self.by_group[g])
+        shares = ", ".join(f"{self.by_group[g] / self.seconds:.0%}" for g in apps)
+        parts = [f"app processes {1000 * sum(self.by_group[g] for g in apps) / requests:.2f} ({shares} of a core)"] if apps else []
+        for group in ("PostgreSQL", "nginx", "the generator", "other"):
+            if group in self.by_group:
+                parts.append(f"{group} {1000 * self.by_group[group] / requests:.2f}")
+        return (f"the machine's CPU: {self.per_request_ms(requests):.2f} ms a request ({'; '.join(parts)}); "
+                f"idle {self.idle_share * self.cores:.0%} of {self.cores * 100}%")
 
 
 def _cpu() -> float:
@@ -270,12 +364,14 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
 
     tasks = [asyncio.create_task(worker()) for _ in range(connections)]
     await asyncio.sleep(warmup_s)
+    machine = MachineCPU.start()  # first: reading /proc holds the loop for a few milliseconds
     state["counting"] = True
     cpu, began = _cpu(), time.perf_counter()
     await asyncio.sleep(seconds)
     state["counting"] = False
     stats.seconds = time.perf_counter() - began
     stats.cpu_seconds = _cpu() - cpu
+    stats.machine = machine() if machine is not None else None
     state["stop"] = True
     await asyncio.gather(*tasks, return_exceptions=True)
     return stats
@@ -316,11 +412,12 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
             stats.answered(kind, elapsed, ok, status, body)
 
     cpu = None
+    machine = None
     due = started
     while due < end:
         now = time.perf_counter()
         if cpu is None and now >= begin:
-            cpu = _cpu()
+            cpu, machine = _cpu(), MachineCPU.start()
         while due <= now and due < end:
             kind, raw, check = next_request(rng)
             counted = begin <= due
@@ -331,6 +428,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
         await asyncio.sleep(max(0.0, min(due, end) - time.perf_counter()))
     stats.seconds = seconds
     stats.cpu_seconds = _cpu() - (cpu if cpu is not None else _cpu())
+    stats.machine = machine() if machine is not None else None
     if pending:
         counted = dict(pending)
         _, late = await asyncio.wait(counted, timeout=drain_s)

@@ -37,6 +37,12 @@ With --recipe (or --desk-metrics, for --url), it also prints what the order desk
 run, from the /metrics of the process that takes the orders: its batches, the requests a batch
 held, how long a batch gathered them and how long it took to place them.
 
+Every run prints what it cost the machine (from /proc, over the measured seconds): the CPU of
+every process per request answered, by whose it is (each app process, PostgreSQL, nginx, the
+generator, the rest), and how idle the cores stayed. On this 2-core machine the server, its
+database and the generator share the cores, so that figure is the budget any aim in requests a
+second has to fit.
+
 --echo measures, in the same run and with the same generator, connections, duration and
 request body, the bare Litestar echo route of benchmarks/echo.py served by uvicorn as `exchange
 serve` serves, and prints the order figure as a ratio to it."""
@@ -368,8 +374,9 @@ def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str
     stats.report(label)
     size = size_text(args, where)
     if not args.orders_only:
+        machine = f"; the machine's CPU {stats.machine.per_request_ms(stats.requests):.2f} ms a request" if stats.machine and stats.requests else ""
         result("mixed load over HTTP", round(stats.rate()), "requests/s", database="postgresql", size=size,
-               note=f"orders {stats.rate('order'):,.0f}/s; errors {stats.error_count}")
+               note=f"orders {stats.rate('order'):,.0f}/s; errors {stats.error_count}{machine}")
         return
     p99 = stats.percentiles_ms("order")[2]
     share = f"generator used {stats.cpu_share:.0%} of one core"
