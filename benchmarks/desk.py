@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import hashlib
 import random
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, one_exchange, percentile, result  # noqa: E402
 from load import BUYERS, REFERENCE, setup, stand_in_for_autovacuum  # noqa: E402
 
+from exchange.cli import collect_for_serving  # noqa: E402
 from exchange.context import Exchange  # noqa: E402
 from exchange.orders.desk import Cancel, Ticket  # noqa: E402
 from exchange.orders.schemas import OrderIn  # noqa: E402
@@ -152,10 +152,7 @@ def main() -> None:
 
         async def measure() -> dict[str, Any]:
             exchange = Exchange(settings)
-            # As `exchange serve` does before it serves: what the imports built, set aside from
-            # the cycle collector.
-            gc.collect()
-            gc.freeze()
+            collect_for_serving()  # as `exchange serve` does before it serves
             analysing = await stand_in_for_autovacuum(url)
             try:
                 return await run(exchange, world, args.batches, args.batch, random.Random(args.seed))
