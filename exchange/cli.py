@@ -66,8 +66,9 @@ def collect_for_serving() -> None:
     closes, and at 700 each was examined again and again on its way to the older generations.
     In 200 batches of 44 (`benchmarks/desk.py --batches 200 --batch 44`): 1,024 young, 92 middle
     and 9 full collections, 0.35 s in all, the full ones stalling the event loop up to 55 ms;
-    at 10,000, 21, 1 and 1, 0.12 s. Three alternating pairs: 944, 984 and 984 requests/s at 700,
-    980, 1,011 and 1,021 at 10,000. A young collection then takes 2-3 ms."""
+    at 10,000, 21, 1 and 1, 0.12 s. Six alternating pairs: 944, 984, 984, 998, 968 and 977
+    requests/s at 700; 980, 1,011, 1,021, 991, 1,006 and 993 at 10,000 (a few percent, about
+    the collector's time saved). A young collection then takes 2-3 ms."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_OBJECTS, 10, 10)
