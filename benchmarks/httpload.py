@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_port, header, percentile, result  # noqa: E402
 
 T = TypeVar("T")
+WINDOW_S = 30.0
+"""The width of the windows a run of at least two of them is also reported by (`Stats.windows`)."""
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -190,10 +192,17 @@ class Stats:
     """CPU time the generator process used during the run (user + system)."""
     machine: MachineCPU | None = None
     """What the whole machine's cores did during the run (None: no /proc to read)."""
+    began: float | None = None
+    """When the counted seconds began (`time.perf_counter()`), for `windows`."""
+    times: dict[str, list[float]] = field(default_factory=dict)
+    """Each counted request's time (answered, or due in an open loop), in seconds from `began`."""
 
-    def answered(self, kind: str, elapsed: float, ok: bool, status: int, body: bytes) -> None:
-        """Count one answered request: its latency, and whether it was an error."""
+    def answered(self, kind: str, elapsed: float, ok: bool, status: int, body: bytes, at: float | None = None) -> None:
+        """Count one answered request: its latency, and whether it was an error; `at`: when it
+        was due (an open loop), else now."""
         self.latencies.setdefault(kind, []).append(elapsed)
+        if self.began is not None:
+            self.times.setdefault(kind, []).append((time.perf_counter() if at is None else at) - self.began)
         if not ok:
             self._error(f"{kind} {status}")
             self.samples.setdefault(f"{kind} {status}", body[:300])
@@ -217,6 +226,16 @@ class Stats:
         ordered = sorted(self.latencies.get(kind, []))
         return tuple(percentile(ordered, q) * 1000 for q in (0.50, 0.95, 0.99))  # type: ignore[return-value]
 
+    def windows(self, kind: str, width_s: float) -> list[tuple[float, float]]:
+        """Requests a second and p99 (ms) of `kind` in each whole `width_s` of the counted
+        seconds: whether a rate held through the run, not only on average."""
+        buckets: list[list[float]] = [[] for _ in range(int(self.seconds // width_s))]
+        for at, elapsed in zip(self.times.get(kind, []), self.latencies.get(kind, []), strict=False):
+            slot = int(at // width_s)
+            if 0 <= slot < len(buckets):
+                buckets[slot].append(elapsed)
+        return [(len(b) / width_s, percentile(sorted(b), 0.99) * 1000 if b else 0.0) for b in buckets]
+
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
@@ -232,6 +251,11 @@ class Stats:
         for kind in self.latencies:
             p50, p95, p99 = self.percentiles_ms(kind)
             print(f"  {kind:<9} {len(self.latencies[kind]):>8,}  {self.rate(kind):>8,.0f}/s  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms")
+        if self.seconds >= 2 * WINDOW_S and self.times:
+            print(f"  by {WINDOW_S:.0f} s (requests/s, p99):")
+            for kind in self.latencies:
+                shown = ", ".join(f"{rate:,.0f} {p99:.0f} ms" for rate, p99 in self.windows(kind, WINDOW_S))
+                print(f"    {kind:<9} {shown}")
         if self.machine is not None and self.requests:
             print(f"  {self.machine.describe(self.requests)}")
         print(f"  errors: {self.errors or 'none'}")
@@ -365,8 +389,9 @@ async def drive(host: str, port: int, next_request: Next, *, connections: int, s
     tasks = [asyncio.create_task(worker()) for _ in range(connections)]
     await asyncio.sleep(warmup_s)
     machine = MachineCPU.start()  # first: reading /proc holds the loop for a few milliseconds
-    state["counting"] = True
     cpu, began = _cpu(), time.perf_counter()
+    stats.began = began
+    state["counting"] = True
     await asyncio.sleep(seconds)
     state["counting"] = False
     stats.seconds = time.perf_counter() - began
@@ -394,6 +419,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
     pending: dict[asyncio.Task[None], bool] = {}  # each request on its way, and whether it is counted
     started = time.perf_counter()  # not loop.time: uvloop's counts whole milliseconds
     begin, end = started + warmup_s, started + warmup_s + seconds  # the due times counted
+    stats.began = begin
 
     async def one(kind: str, raw: bytes, check: Callable[[int, bytes], bool] | None, due: float, counted: bool) -> None:
         async with slots:
@@ -409,7 +435,7 @@ async def drive_open(host: str, port: int, next_request: Next, *, rate: float, s
         elapsed = time.perf_counter() - due
         ok = check(status, body) if check is not None else status < 400  # always: the workload learns from its answers
         if counted:
-            stats.answered(kind, elapsed, ok, status, body)
+            stats.answered(kind, elapsed, ok, status, body, at=due)
 
     cpu = None
     machine = None
