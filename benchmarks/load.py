@@ -78,7 +78,7 @@ from common import (  # noqa: E402
     result,
     served,
 )
-from httpload import Connection, Stats, drive, drive_open, prepare, run  # noqa: E402
+from httpload import WINDOW_S, Connection, Stats, drive, drive_open, prepare, run  # noqa: E402
 
 from exchange.settings import shipped_rules_dir  # noqa: E402
 
@@ -380,8 +380,11 @@ def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str
                note=f"idle {stats.machine.idle_share * stats.machine.cores:.0%} of {stats.machine.cores * 100}%; "
                     f"{'mixed load' if not args.orders_only else 'order entry'}")
     if not args.orders_only:
+        windows = stats.windows("order", WINDOW_S) if stats.seconds >= 2 * WINDOW_S else []
+        held = (f"; by {WINDOW_S:.0f} s, the fewest {min(rate for rate, _ in windows):,.0f}/s and the highest p99 "
+                f"{max(p99 for _, p99 in windows):.1f} ms") if windows else ""
         result("mixed load over HTTP", round(stats.rate()), "requests/s", database="postgresql", size=size,
-               note=f"orders {stats.rate('order'):,.0f}/s; errors {stats.error_count}")
+               note=f"orders {stats.rate('order'):,.0f}/s, p99 {stats.percentiles_ms('order')[2]:.1f} ms{held}; errors {stats.error_count}")
         return
     p99 = stats.percentiles_ms("order")[2]
     share = f"generator used {stats.cpu_share:.0%} of one core"
