@@ -34,6 +34,10 @@ start() {
     # cached with prepared statements read them whole (docs/DEPLOY.md, "PostgreSQL settings").
     [ "$(psql "${EXCHANGE_DATABASE_URL/+asyncpg/}" -tAc 'SHOW autovacuum')" = on ] \
         || echo "warning: PostgreSQL's autovacuum is off on this server; turn it on, or ANALYZE the database as it grows" >&2
+    # At PostgreSQL's default max_wal_size (1 GB) a checkpoint begins every minute or two under
+    # load, and the exchange slows while it runs (docs/DEPLOY.md, "PostgreSQL settings").
+    [ "$(psql "${EXCHANGE_DATABASE_URL/+asyncpg/}" -tAc "SELECT setting::bigint >= 4096 FROM pg_settings WHERE name = 'max_wal_size'")" = t ] \
+        || echo "warning: PostgreSQL's max_wal_size is under 4 GB on this server; under load it checkpoints every minute or two (8GB suggested)" >&2
     upstreams=""
     order_upstreams=""
     for n in $(seq 1 "$PROCESSES"); do
