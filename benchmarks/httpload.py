@@ -226,10 +226,15 @@ class Stats:
         ordered = sorted(self.latencies.get(kind, []))
         return tuple(percentile(ordered, q) * 1000 for q in (0.50, 0.95, 0.99))  # type: ignore[return-value]
 
+    def window_count(self, width_s: float) -> int:
+        """Whole windows of `width_s` in the measured seconds, which end a hair short of or past
+        their whole number (timers)."""
+        return int(self.seconds / width_s + 0.01)
+
     def windows(self, kind: str, width_s: float) -> list[tuple[float, float]]:
         """Requests a second and p99 (ms) of `kind` in each whole `width_s` of the counted
         seconds: whether a rate held through the run, not only on average."""
-        buckets: list[list[float]] = [[] for _ in range(int(self.seconds // width_s))]
+        buckets: list[list[float]] = [[] for _ in range(self.window_count(width_s))]
         for at, elapsed in zip(self.times.get(kind, []), self.latencies.get(kind, []), strict=False):
             slot = int(at // width_s)
             if 0 <= slot < len(buckets):
@@ -251,7 +256,7 @@ class Stats:
         for kind in self.latencies:
             p50, p95, p99 = self.percentiles_ms(kind)
             print(f"  {kind:<9} {len(self.latencies[kind]):>8,}  {self.rate(kind):>8,.0f}/s  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms")
-        if self.seconds >= 2 * WINDOW_S and self.times:
+        if self.window_count(WINDOW_S) >= 2 and self.times:
             print(f"  by {WINDOW_S:.0f} s (requests/s, p99):")
             for kind in self.latencies:
                 shown = ", ".join(f"{rate:,.0f} {p99:.0f} ms" for rate, p99 in self.windows(kind, WINDOW_S))

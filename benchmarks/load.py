@@ -380,7 +380,7 @@ def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str
                note=f"idle {stats.machine.idle_share * stats.machine.cores:.0%} of {stats.machine.cores * 100}%; "
                     f"{'mixed load' if not args.orders_only else 'order entry'}")
     if not args.orders_only:
-        windows = stats.windows("order", WINDOW_S) if stats.seconds >= 2 * WINDOW_S else []
+        windows = stats.windows("order", WINDOW_S) if stats.window_count(WINDOW_S) >= 2 else []
         held = (f"; by {WINDOW_S:.0f} s, the fewest {min(rate for rate, _ in windows):,.0f}/s and the highest p99 "
                 f"{max(p99 for _, p99 in windows):.1f} ms") if windows else ""
         result("mixed load over HTTP", round(stats.rate()), "requests/s", database="postgresql", size=size,
