@@ -235,7 +235,9 @@ class Stats:
         """Requests a second and p99 (ms) of `kind` in each whole `width_s` of the counted
         seconds: whether a rate held through the run, not only on average."""
         buckets: list[list[float]] = [[] for _ in range(self.window_count(width_s))]
-        for at, elapsed in zip(self.times.get(kind, []), self.latencies.get(kind, []), strict=False):
+        if self.began is None:  # not timed: no windows
+            return []
+        for at, elapsed in zip(self.times.get(kind, []), self.latencies.get(kind, []), strict=True):
             slot = int(at // width_s)
             if 0 <= slot < len(buckets):
                 buckets[slot].append(elapsed)
