@@ -59,7 +59,7 @@ def aim_text(op: str, bound: float, unit: str = "") -> str:
 
 
 def meets(value: float, op: str, bound: float) -> bool:
-    return {"≥": value >= bound, "≤": value <= bound, "=": value == bound}[op]
+    return {"≥": value >= bound, "≤": value <= bound, "<": value < bound, "=": value == bound}[op]
 
 
 def result(
@@ -72,7 +72,7 @@ def result(
     size: str = "",
     note: str = "",
 ) -> dict[str, Any]:
-    """Print one figure as a RESULT line; `aim` is (op, bound) with op one of ≥ ≤ =."""
+    """Print one figure as a RESULT line; `aim` is (op, bound) with op one of ≥ ≤ < =."""
     record = {
         "name": name,
         "value": value,

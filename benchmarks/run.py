@@ -54,6 +54,9 @@ def suite() -> list[Bench]:
               ["benchmarks/load.py", "--serve", "--orders-only", "--echo", "--seconds", "4", "--warmup", "1"]),
         # Two starts of the deploy recipe take longer than --quick has.
         Bench("scaling", ["benchmarks/load.py", "--recipe", "--orders-only", "--processes", "1,3", "--seconds", "30"], None),
+        # Issue #7's aim: the mixed load through the recipe, spread over enough buyers for the shipped order-rate limit.
+        Bench("mixed-load", ["benchmarks/load.py", "--recipe", "--seconds", "150", "--buyers", "3000", "--order-rate", "rules",
+                             "--concurrency", "76"], None),
         Bench("ledger", ["benchmarks/ledger.py", "--entries", "1000000", "--batch", "1000"],
               ["benchmarks/ledger.py", "--entries", "20000", "--batch", "1000"], timeout_s=3600),
         Bench("ingest", ["benchmarks/ingest.py", "--records", "200000", "--batch", "1000"],
