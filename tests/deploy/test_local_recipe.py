@@ -56,15 +56,16 @@ def recipe(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         if os.environ.get("CI"):
             pytest.fail("CI requires nginx for the deployment recipe: apt-get install -y nginx")
         pytest.skip("the local recipe needs nginx (apt-get install -y nginx); set CI=true to require it")
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/exchange_recipe_test"
+    name = f"exchange_recipe_{os.getpid()}"  # per run: two runs at once must not drop each other's database
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
 
-    async def fresh() -> None:
+    async def drop() -> None:
         admin = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
         async with admin.connect() as connection:
-            await connection.execute(sa.text("DROP DATABASE IF EXISTS exchange_recipe_test WITH (FORCE)"))
+            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         await admin.dispose()
 
-    asyncio.run(fresh())
+    asyncio.run(drop())
     base = _free_base()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env |= {"EXCHANGE_DATABASE_URL": url.replace("+asyncpg", ""), "DEPLOY_PORT": str(base), "DEPLOY_PROCESSES": str(PROCESSES),
@@ -75,6 +76,7 @@ def recipe(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         yield f"http://127.0.0.1:{base}", url, tmp_path / "run"
     finally:
         subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True, timeout=60)
+        asyncio.run(drop())
 
 
 @pytest.mark.postgres_only
