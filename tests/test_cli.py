@@ -128,13 +128,18 @@ def test_backup_and_restore_the_embedded_database(env: dict[str, str], tmp_path:
     assert run("backup", str(tmp_path / "pg.db"), env=pg, check=False).returncode == 2
 
 
-def test_a_signing_key_others_can_read_stops_the_server(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620], ids=lambda mode: f"{mode:04o}")
+def test_a_signing_key_others_can_read_stops_the_server(env: dict[str, str], tmp_path: Path, mode: int) -> None:
+    """Any permission for the group or others (read or write) is refused, not only the world's read."""
     run("migrate", env=env)
     run("bootstrap", env=env)
     key = tmp_path / "var" / "signing.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    key.chmod(0o644)
-    served = subprocess.run([sys.executable, "-m", "exchange.cli", "serve", "--port", "0"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    key.chmod(mode)
+    try:
+        served = subprocess.run([sys.executable, "-m", "exchange.cli", "serve", "--port", "0"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`exchange serve` started serving with a signing key of mode {mode:04o}")
     assert served.returncode != 0 and "must be readable by its owner only" in served.stdout + served.stderr
     refused = run("rules", "apply", str(shipped_rules_dir()), "--reason", "signs nothing with an exposed key", env=env, check=False)
     assert refused.returncode == 1 and "signing_key_exposed" in refused.stderr

@@ -3,7 +3,9 @@
 (b) one buyer's small balance: buys and withdrawals from every process: exactly as many are
     accepted as the balance covers, the rest refused with 422, never a negative balance;
 (c) one Idempotency-Key sent to every process at once: one order, every answer names it; the same
-    key with another body: 409.
+    key with another body: 409;
+(d) a rush on one resting sell from every process at once, for several times what it holds: the
+    batches that waited for the book's lock see what the first one filled, so it fills exactly once.
 No answer is a 5xx, no request fails on a deadlock, and the ledger verifies and sums to zero.
 
 And a real deadlock, provoked on purpose: the victim is run again and commits; with the retry
@@ -45,6 +47,7 @@ SELLS, SELL_QUANTITY = 6, 10
 BUYERS, ORDERS_PER_BUYER = 10, 4
 SPENDS, WITHDRAWALS, AFFORDABLE = 24, 6, 5
 SAME_KEY = 12
+RUSH_QUANTITY, RUSH_BUY = 30, 5  # one resting sell; every buyer sends a buy to each process at once
 
 
 def _free_port() -> int:
@@ -312,6 +315,30 @@ async def _race(http: Clients, operator: str, database_url: str) -> None:
         else:
             assert response.status_code == 409 and response.json()["code"] == "idempotency_key_reused", response.text
     assert repeats == 2
+
+    await _rush(http, operator, vendor, [key for _, key in buyers], quota_listing, database_url)
+
+
+async def _rush(http: Clients, operator: str, vendor: str, buyers: list[str], quota_listing: Any, database_url: str) -> None:
+    """(d) Each process's order desk takes its share of the rush in a batch; the batches that wait
+    for the book's lock while another fills the sell must read it again after the lock."""
+    book, plan = await quota_listing(vendor)
+    sell = await http.ok(0, "POST", "/v1/orders", vendor, {"listing_id": book, "plan_id": plan, "side": "sell", "quantity": RUSH_QUANTITY, "price": PRICE})
+    rush = {"listing_id": book, "plan_id": plan, "side": "buy", "quantity": RUSH_BUY, "price": PRICE, "time_in_force": "ioc"}
+    rushed = await asyncio.gather(*(http.send(n, "POST", "/v1/orders", key, rush) for key in buyers for n in range(PROCESSES)))
+    assert all(r.status_code == 201 for r in rushed), [r.text for r in rushed if r.status_code != 201][:3]
+    assert len(rushed) * RUSH_BUY > 2 * RUSH_QUANTITY
+    assert sum(r.json()["filled"] for r in rushed) == RUSH_QUANTITY, sorted(r.json()["filled"] for r in rushed)
+    engine = create_async_engine(normalise_database_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            traded = (await connection.execute(sa.text("SELECT coalesce(sum(quantity), 0) FROM trades WHERE sell_order_id = :sell"), {"sell": sell["id"]})).scalar_one()
+            stored = (await connection.execute(sa.text("SELECT status, remaining FROM orders WHERE id = :sell"), {"sell": sell["id"]})).one()
+    finally:
+        await engine.dispose()
+    assert (traded, tuple(stored)) == (RUSH_QUANTITY, ("filled", 0)), (traded, stored)
+    book_now = await http.ok(1, "GET", f"/v1/listings/{book}/book?levels=100", operator)
+    assert book_now["asks"] == [] and book_now["bids"] == [], book_now  # ioc buys never rest
 
 
 class _Anonymous:

@@ -3,13 +3,16 @@ loader answers any mangling of them with a Rulebook or a RulebookInvalid, nothin
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+import tomllib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
+import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -340,3 +343,48 @@ def test_mangled_rule_files_give_a_rulebook_or_a_refusal_naming_file_key_and_rea
             assert isinstance(error["reason"], str) and error["reason"]
     else:
         rulebook_hash(files)  # a set that decodes can be hashed
+
+
+# What an operator might type by mistake, put in place of every value of every shipped file in
+# turn: a zone, a time or a date that does not exist, numbers out of range or as text, the wrong
+# type. The fuzzing above draws at random and may never put "Asia/Nowhere" at a time zone; this
+# tries each typo at each key.
+TYPOS: tuple[Any, ...] = ("Asia/Nowhere", "25:61", "2026-13-45", "", "NaN", "数据", -1, 0, 10**15 + 1, 1.5, True, [], {})
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Any:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list) and value and all(isinstance(item, dict | list) for item in value):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path
+
+
+def test_every_shipped_value_replaced_by_a_typo_gives_a_rulebook_or_a_refusal_naming_file_key_and_reason() -> None:
+    tried = 0
+    for name in RULE_FILES:
+        document = tomllib.loads(SHIPPED[name])
+        for path in _leaves(document):
+            for typo in TYPOS:
+                changed = copy.deepcopy(document)
+                parent = changed
+                for step in path[:-1]:
+                    parent = parent[step]
+                parent[path[-1]] = typo
+                files = {**SHIPPED, name: tomli_w.dumps(changed)}
+                try:
+                    decode_rulebook(files)
+                except RulebookInvalid as refusal:
+                    errors = refusal.extensions["errors"]
+                    assert errors, (name, path, typo)
+                    for error in errors:
+                        assert set(error) == {"file", "key", "reason"}, (name, path, typo, error)
+                        assert error["file"] in RULE_FILES and isinstance(error["key"], str), (name, path, typo, error)
+                        assert isinstance(error["reason"], str) and error["reason"].strip(), (name, path, typo, error)
+                except Exception as crash:  # noqa: BLE001 - any other exception is the failure this test looks for
+                    pytest.fail(f"{name} with {'.'.join(map(str, path))} = {typo!r}: {type(crash).__name__}: {crash}")
+                tried += 1
+    assert tried > 2_000  # every key of every file, not a few
