@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +105,23 @@ async def call(client: httpx.AsyncClient, method: str, path: str, key: str, json
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/crash.db"
+        yield f"sqlite:///{tmp_path}/crash.db"
+        return
     name = f"exchange_crash_{os.getpid()}"  # per run: two runs at once must not drop each other's database
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
 
-    async def fresh() -> None:
-        admin = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            await connection.execute(sa.text(f"CREATE DATABASE {name}"))
-        await admin.dispose()
+    async def admin(*statements: str) -> None:
+        engine = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(sa.text(statement))
+        await engine.dispose()
 
-    asyncio.run(fresh())
-    return url.replace("+asyncpg", "")
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"))
+    yield url.replace("+asyncpg", "")
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))  # runs of the suite would pile them up
 
 
 def test_sigkill_mid_load_loses_nothing_and_doubles_nothing(database: str, tmp_path: Path) -> None:
