@@ -205,6 +205,7 @@ async def _scenario(server: Server, database: str) -> None:
                 elif contracts:
                     contract = rng.choice(sorted(contracts))
                     detail = await call(client, "GET", f"/v1/contracts/{contract}", operator)
+                    assert detail.status_code == 200, f"an acknowledged contract is not there: {detail.status_code} {detail.text[:200]}"
                     buyer_id = detail.json()["contract"]["buyer_id"]
                     buyer_key = next(k for i, k in buyers if i == buyer_id)
                     await call(client, "POST", f"/v1/contracts/{contract}/confirm", buyer_key)  # pays; again is 409
