@@ -389,15 +389,16 @@ def report_orders(stats: Stats, args: argparse.Namespace, label: str, where: str
                     f"{'mixed load' if not args.orders_only else 'order entry'}")
     if not args.orders_only:
         windows = stats.windows("order", WINDOW_S) if stats.window_count(WINDOW_S) >= 2 else []
-        held = (f"; by {WINDOW_S:.0f} s, the fewest {min(rate for rate, _ in windows):,.0f}/s and the highest p99 "
-                f"{max(p99 for _, p99 in windows):.1f} ms") if windows else ""
+        orders, p99 = stats.rate("order"), stats.percentiles_ms("order")[2]
+        slowest, worst = (min(rate for rate, _ in windows), max(high for _, high in windows)) if windows else (0.0, 0.0)
+        held = f"; by {WINDOW_S:.0f} s, the fewest {slowest:,.0f}/s and the highest p99 {worst:.1f} ms" if windows else ""
         result("mixed load over HTTP", round(stats.rate()), "requests/s", database="postgresql", size=size,
-               note=f"orders {stats.rate('order'):,.0f}/s, p99 {stats.percentiles_ms('order')[2]:.1f} ms{held}; errors {stats.error_count}")
+               note=f"orders {orders:,.0f}/s, p99 {p99:.1f} ms{held}; errors {stats.error_count}")
         if windows:  # the aim holds only if it holds in each window, not on the run's average
-            result("mixed load: orders, slowest 30 s", round(min(rate for rate, _ in windows)), "orders/s", aim=MIXED_ORDER_AIM,
-                   database="postgresql", size=size, note=f"{stats.rate('order'):,.0f}/s over the run")
-            result("mixed load: order p99, worst 30 s", round(max(p99 for _, p99 in windows), 1), "ms", aim=MIXED_P99_AIM,
-                   database="postgresql", size=size, note=f"{stats.percentiles_ms('order')[2]:.1f} ms over the run")
+            result("mixed load: orders, slowest 30 s", round(slowest), "orders/s", aim=MIXED_ORDER_AIM,
+                   database="postgresql", size=size, note=f"{orders:,.0f}/s over the run")
+            result("mixed load: order p99, worst 30 s", round(worst, 1), "ms", aim=MIXED_P99_AIM,
+                   database="postgresql", size=size, note=f"{p99:.1f} ms over the run")
         result("mixed load: errors", stats.error_count, "responses ≥ 400", aim=("=", 0), database="postgresql", size=size,
                note=", ".join(f"{k}: {v}" for k, v in stats.errors.items()))
         return

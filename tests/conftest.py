@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from exchange.db import make_engine
 from exchange.migrate import upgrade
@@ -64,6 +65,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
                 returncode=3,
             )
+
+
+def on_postgres_server(*statements: str) -> None:
+    """Run `statements` one by one, outside a transaction (CREATE and DROP DATABASE need that), on
+    the maintenance database of the test server: for tests that need a database of their own."""
+
+    async def run() -> None:
+        engine = create_async_engine(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                for statement in statements:
+                    await connection.execute(sa.text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def _reset_postgres() -> None:

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from exchange.db import Database
-from exchange.settings import Settings, normalise_database_url
+from exchange.settings import Settings
 from exchange.settlement import audit
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, on_postgres_server
 from tests.harness import listing_body
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -58,14 +56,7 @@ def recipe(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         pytest.skip("the local recipe needs nginx (apt-get install -y nginx); set CI=true to require it")
     name = f"exchange_recipe_{os.getpid()}"  # per run: two runs at once must not drop each other's database
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-
-    async def drop() -> None:
-        admin = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        await admin.dispose()
-
-    asyncio.run(drop())
+    on_postgres_server(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     base = _free_base()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env |= {"EXCHANGE_DATABASE_URL": url.replace("+asyncpg", ""), "DEPLOY_PORT": str(base), "DEPLOY_PROCESSES": str(PROCESSES),
@@ -76,7 +67,7 @@ def recipe(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         yield f"http://127.0.0.1:{base}", url, tmp_path / "run"
     finally:
         subprocess.run([str(ROOT / "deploy/local/run.sh"), "stop"], env=env, capture_output=True, timeout=60)
-        asyncio.run(drop())
+        on_postgres_server(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.mark.postgres_only

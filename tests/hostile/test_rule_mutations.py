@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator
 from typing import Any
 
 import tomli_w
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from exchange.rulebook.model import RULE_FILES
 from tests.conftest import MovableClock
 from tests.harness import Api, listing_body
-from tests.rulebook.test_shipped_rules import SHIPPED, mangled_text
+from tests.rulebook.test_shipped_rules import SHIPPED, assert_names_file_key_and_reason, mangled_text, value_at, value_paths
 
 EXAMPLES = settings(
     max_examples=40,
@@ -55,23 +54,6 @@ HOSTILE_VALUES = st.one_of(
 )
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if path:
-        yield path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*path, index))
-
-
-def _at(document: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        document = document[step]
-    return document
-
-
 @st.composite
 def structured_candidates(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
     """A shipped file, decoded, with one to three values replaced by hostile ones of any type,
@@ -79,11 +61,11 @@ def structured_candidates(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
     name = draw(st.sampled_from(RULE_FILES))
     document = tomllib.loads(SHIPPED[name])
     for _ in range(draw(st.integers(1, 3))):
-        paths = list(_paths(document))
+        paths = list(value_paths(document))
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        parent, last = _at(document, path[:-1]), path[-1]
+        parent, last = value_at(document, path[:-1]), path[-1]
         match draw(st.sampled_from(["replace", "replace", "delete", "unknown"])):
             case "replace":
                 parent[last] = draw(HOSTILE_VALUES)
@@ -128,12 +110,7 @@ def check_answer(response: Any, files: dict[str, str]) -> bool:
         assert all(error["field"].startswith("files") and error["reason"] for error in problem["errors"]), problem
         return False
     assert problem["code"] == "rulebook_invalid", problem
-    assert problem["errors"], problem
-    for error in problem["errors"]:
-        assert set(error) == {"file", "key", "reason"}, error
-        assert error["file"] in files or error["file"] in RULE_FILES, error
-        assert isinstance(error["key"], str), error
-        assert isinstance(error["reason"], str) and error["reason"].strip(), error
+    assert_names_file_key_and_reason(problem["errors"], files)
     return False
 
 

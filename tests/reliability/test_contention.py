@@ -35,7 +35,7 @@ from exchange.context import Exchange, Unit
 from exchange.core import retry
 from exchange.migrate import upgrade
 from exchange.settings import Settings, normalise_database_url
-from tests.conftest import POSTGRES_URL, postgres_problem
+from tests.conftest import POSTGRES_URL, on_postgres_server, postgres_problem
 from tests.harness import Api, listing_body
 
 # On SQLite one writer at a time: nothing races. Under CI conftest stops the run without PostgreSQL.
@@ -109,21 +109,12 @@ def fresh_database() -> Iterator[str]:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({problem}); set CI=true to require it")
     name = f"exchange_contention_{uuid.uuid4().hex[:12]}"
     server = POSTGRES_URL.rsplit("/", 1)[0]
-
-    async def admin(statement: str) -> None:
-        engine = create_async_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(sa.text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    on_postgres_server(f"CREATE DATABASE {name}")
     try:
         upgrade(f"{server}/{name}")
         yield f"{server}/{name}"
     finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        on_postgres_server(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from exchange.db import Database
 from exchange.settings import Settings, normalise_database_url, shipped_rules_dir
 from exchange.settlement import audit
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, on_postgres_server
 from tests.harness import listing_body
 from tests.settlement.test_ledger import rfc9162_verify_consistency
 
@@ -111,17 +111,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     name = f"exchange_crash_{os.getpid()}"  # per run: two runs at once must not drop each other's database
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-
-    async def admin(*statements: str) -> None:
-        engine = create_async_engine(normalise_database_url(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            for statement in statements:
-                await connection.execute(sa.text(statement))
-        await engine.dispose()
-
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"))
+    on_postgres_server(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
     yield url.replace("+asyncpg", "")
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))  # runs of the suite would pile them up
+    on_postgres_server(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # runs of the suite would pile them up
 
 
 def test_sigkill_mid_load_loses_nothing_and_doubles_nothing(database: str, tmp_path: Path) -> None:

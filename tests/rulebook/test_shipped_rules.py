@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import itertools
 import tomllib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -334,15 +335,38 @@ def test_mangled_rule_files_give_a_rulebook_or_a_refusal_naming_file_key_and_rea
     try:
         decode_rulebook(files)
     except RulebookInvalid as refusal:
-        errors = refusal.extensions["errors"]
-        assert errors
-        for error in errors:
-            assert set(error) == {"file", "key", "reason"}
-            assert error["file"] in files or error["file"] in RULE_FILES
-            assert isinstance(error["key"], str)
-            assert isinstance(error["reason"], str) and error["reason"]
+        assert_names_file_key_and_reason(refusal.extensions["errors"], files)
     else:
         rulebook_hash(files)  # a set that decodes can be hashed
+
+
+def assert_names_file_key_and_reason(errors: list[dict[str, Any]], files: dict[str, str]) -> None:
+    """A refusal's errors: at least one, each naming a file of the set (or a rule file it lacks),
+    a key and a reason, and nothing else."""
+    assert errors, files.keys()
+    for error in errors:
+        assert set(error) == {"file", "key", "reason"}, error
+        assert error["file"] in files or error["file"] in RULE_FILES, error
+        assert isinstance(error["key"], str), error
+        assert isinstance(error["reason"], str) and error["reason"].strip(), error
+
+
+def value_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path to every value, table and array in a decoded TOML document."""
+    if path:
+        yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from value_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from value_paths(item, (*path, index))
+
+
+def value_at(document: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        document = document[step]
+    return document
 
 
 # What an operator might type by mistake, put in place of every value of every shipped file in
@@ -352,38 +376,19 @@ def test_mangled_rule_files_give_a_rulebook_or_a_refusal_naming_file_key_and_rea
 TYPOS: tuple[Any, ...] = ("Asia/Nowhere", "25:61", "2026-13-45", "", "NaN", "数据", -1, 0, 10**15 + 1, 1.5, True, [], {})
 
 
-def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Any:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, (*path, key))
-    elif isinstance(value, list) and value and all(isinstance(item, dict | list) for item in value):
-        for index, item in enumerate(value):
-            yield from _leaves(item, (*path, index))
-    else:
-        yield path
-
-
 def test_every_shipped_value_replaced_by_a_typo_gives_a_rulebook_or_a_refusal_naming_file_key_and_reason() -> None:
     tried = 0
     for name in RULE_FILES:
         document = tomllib.loads(SHIPPED[name])
-        for path in _leaves(document):
+        for path in value_paths(document):
             for typo in TYPOS:
                 changed = copy.deepcopy(document)
-                parent = changed
-                for step in path[:-1]:
-                    parent = parent[step]
-                parent[path[-1]] = typo
+                value_at(changed, path[:-1])[path[-1]] = typo
                 files = {**SHIPPED, name: tomli_w.dumps(changed)}
                 try:
                     decode_rulebook(files)
                 except RulebookInvalid as refusal:
-                    errors = refusal.extensions["errors"]
-                    assert errors, (name, path, typo)
-                    for error in errors:
-                        assert set(error) == {"file", "key", "reason"}, (name, path, typo, error)
-                        assert error["file"] in RULE_FILES and isinstance(error["key"], str), (name, path, typo, error)
-                        assert isinstance(error["reason"], str) and error["reason"].strip(), (name, path, typo, error)
+                    assert_names_file_key_and_reason(refusal.extensions["errors"], files)
                 except Exception as crash:  # noqa: BLE001 - any other exception is the failure this test looks for
                     pytest.fail(f"{name} with {'.'.join(map(str, path))} = {typo!r}: {type(crash).__name__}: {crash}")
                 tried += 1
